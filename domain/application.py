@@ -1,0 +1,424 @@
+"""The tracker application: one method per command, each of the same shape.
+
+get the aggregate -> call one method on it -> save (with the tenant claim when it opens or
+closes). Persistence is chosen by the eventsourcing environment (PERSISTENCE_MODULE, ...), so
+this module knows no SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from domain.context import Context
+from domain.errors import Conflict, NotFound, VersionConflict
+from domain.migration import Migration
+from domain.partner import Partner, TenantClaim
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a command stored: the migration after it, and its new events in order."""
+
+    migration: Migration
+    events: list[Migration.Event]
+
+
+class Tracker(Application[UUID]):
+    """The CSP migration tracker. Keep one instance alive per process."""
+
+    name = "csp_tracker"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # -- partners ----------------------------------------------------------------------
+    def register_partner(self, partner_id: str, name: str, region: str) -> Partner:
+        partner = Partner.register(partner_id, name, region)
+        try:
+            self.save(partner)
+        except IntegrityError:
+            raise Conflict(
+                "partner_exists", f"partner {partner_id!r} is already registered"
+            ) from None
+        return partner
+
+    def get_partner(self, partner_id: str) -> Partner:
+        try:
+            return self.repository.get(Partner.key(partner_id))
+        except AggregateNotFoundError:
+            raise NotFound("unknown_partner", f"partner {partner_id!r} is not registered") from None
+
+    # -- step 1: the relationship request ------------------------------------------------
+    def request_relationship(
+        self,
+        ctx: Context,
+        *,
+        partner_id: str,
+        tenant_id: str,
+        customer_name: str,
+        customer_region: str,
+        channel: str,
+        multi_partner: bool = False,
+    ) -> Recorded:
+        partner = self.get_partner(partner_id)
+        migration = Migration.request_relationship(
+            ctx,
+            partner_id=partner.partner_id,
+            partner_region=partner.region,
+            tenant_id=tenant_id,
+            customer_name=customer_name,
+            customer_region=customer_region,
+            channel=channel,
+            multi_partner=multi_partner,
+        )
+        claim_id = TenantClaim.key(partner.partner_id, migration.state.tenant_id)
+        try:
+            claim = self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            claim = TenantClaim.open(partner.partner_id, migration.state.tenant_id, migration.id)
+        else:
+            claim.take(migration.id)
+        try:
+            return self._save(migration, claim)
+        except VersionConflict:
+            # Another request for the same pair was saved first: report the open one.
+            self.repository.get(claim_id).take(migration.id)
+            raise
+
+    # -- steps 2 to 4 --------------------------------------------------------------------
+    def record_original(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        offer_id: str,
+        offer_name: str,
+        licenses: int,
+        term_end: date,
+        purchased_via: str,
+        billing_cycle: str,
+        auto_renew: bool = True,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.record_original(
+                ctx,
+                subscription_id=subscription_id,
+                offer_id=offer_id,
+                offer_name=offer_name,
+                licenses=licenses,
+                term_end=term_end,
+                purchased_via=purchased_via,
+                billing_cycle=billing_cycle,
+                auto_renew=auto_renew,
+            ),
+        )
+
+    def accept_invitation(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        accepted_by: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.accept_invitation(ctx, accepted_by=accepted_by),
+        )
+
+    def grant_admin_access(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        kind: str,
+        expires_at: datetime | None = None,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.grant_admin_access(ctx, kind=kind, expires_at=expires_at),
+        )
+
+    def remove_admin_access(
+        self, migration_id: UUID, ctx: Context, *, expected_version: int | None = None
+    ) -> Recorded:
+        return self._update(migration_id, expected_version, lambda m: m.remove_admin_access(ctx))
+
+    def disable_auto_renew(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.disable_auto_renew(ctx, subscription_id=subscription_id),
+        )
+
+    def retire_offer(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.retire_offer(ctx, subscription_id=subscription_id),
+        )
+
+    def provision_subscription(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        replaces: str,
+        offer_id: str,
+        offer_name: str,
+        licenses: int,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.provision_subscription(
+                ctx,
+                subscription_id=subscription_id,
+                replaces=replaces,
+                offer_id=offer_id,
+                offer_name=offer_name,
+                licenses=licenses,
+            ),
+        )
+
+    def reassign_licenses(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.reassign_licenses(ctx, subscription_id=subscription_id),
+        )
+
+    def change_licenses(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        licenses: int,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.change_licenses(ctx, subscription_id=subscription_id, licenses=licenses),
+        )
+
+    def record_expiry(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.record_expiry(ctx, subscription_id=subscription_id),
+        )
+
+    def record_cancellation(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        cancelled_by: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.record_cancellation(
+                ctx, subscription_id=subscription_id, cancelled_by=cancelled_by
+            ),
+        )
+
+    def request_credit(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        requested_by: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.request_credit(
+                ctx, subscription_id=subscription_id, requested_by=requested_by
+            ),
+        )
+
+    def resolve_credit(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        subscription_id: str,
+        outcome: str,
+        amount: Decimal | None = None,
+        currency: str | None = None,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(
+            migration_id,
+            expected_version,
+            lambda m: m.resolve_credit(
+                ctx,
+                subscription_id=subscription_id,
+                outcome=outcome,
+                amount=amount,
+                currency=currency,
+            ),
+        )
+
+    def abandon(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(migration_id, expected_version, lambda m: m.abandon(ctx, reason=reason))
+
+    def add_note(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        *,
+        text: str,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        return self._update(migration_id, expected_version, lambda m: m.add_note(ctx, text=text))
+
+    # -- queries -------------------------------------------------------------------------
+    def get(self, migration_id: UUID, as_of: datetime | None = None) -> Migration:
+        """The migration now, or as it stood at `as_of` (replaying only events recorded
+        at or before that instant)."""
+        if as_of is None:
+            return self._get_migration(migration_id)
+        migration = None
+        for event in self._events_of(migration_id):
+            if event.timestamp > as_of:
+                break
+            migration = event.mutate(migration)
+        if migration is None:
+            raise NotFound(
+                "migration_not_found",
+                f"migration {migration_id} did not exist at {as_of.isoformat()}",
+            )
+        return migration
+
+    def history(self, migration_id: UUID) -> list[Migration.Event]:
+        events = list(self._events_of(migration_id))
+        if not events:
+            raise _not_found(migration_id)
+        return events
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _events_of(self, migration_id: UUID) -> Iterator[Migration.Event]:
+        for event in self.events.get(migration_id):
+            if not isinstance(event, Migration.Event):
+                raise _not_found(migration_id)
+            yield event
+
+    def _get_migration(self, migration_id: UUID) -> Migration:
+        try:
+            migration = self.repository.get(migration_id)
+        except AggregateNotFoundError:
+            raise _not_found(migration_id) from None
+        if not isinstance(migration, Migration):
+            raise _not_found(migration_id)
+        return migration
+
+    def _update(
+        self,
+        migration_id: UUID,
+        expected_version: int | None,
+        decide: Callable[[Migration], None],
+    ) -> Recorded:
+        migration = self._get_migration(migration_id)
+        if expected_version is not None and expected_version != migration.version:
+            raise VersionConflict(
+                message=f"expected version {expected_version}, stored is {migration.version}",
+                expected=expected_version,
+                actual=migration.version,
+            )
+        decide(migration)
+        claim = None
+        if migration.is_closed:
+            # A closed migration frees its (partner, tenant) pair in the same transaction.
+            claim = self.repository.get(
+                TenantClaim.key(migration.state.partner_id, migration.state.tenant_id)
+            )
+            claim.release(migration.id)
+        return self._save(migration, claim)
+
+    def _save(self, migration: Migration, *others: Any) -> Recorded:
+        try:
+            recordings = self.save(migration, *others)
+        except IntegrityError:
+            raise VersionConflict(
+                message="another writer changed this migration first; reload and retry"
+            ) from None
+        events = [
+            r.domain_event for r in recordings if r.domain_event.originator_id == migration.id
+        ]
+        return Recorded(migration, events)
+
+
+def _not_found(migration_id: UUID) -> NotFound:
+    return NotFound("migration_not_found", f"no migration {migration_id}")

@@ -1,0 +1,97 @@
+"""The seed's vocabulary: the closed sets of values that events and state use.
+
+Events store the plain string values, so stored events never depend on these classes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    """How the customer buys today, before moving to CSP."""
+
+    DIRECT = "direct"  # e.g. the M365 admin portal
+    OTHER_PARTNER = "other_partner"
+    OTHER_CHANNEL = "other_channel"
+
+
+class PurchasedVia(StrEnum):
+    M365_ADMIN_PORTAL = "m365_admin_portal"
+    OTHER_PARTNER = "other_partner"
+    OTHER_CHANNEL = "other_channel"
+
+
+class BillingCycle(StrEnum):
+    MONTHLY = "monthly"
+    ANNUAL = "annual"
+    TRIENNIAL = "triennial"
+
+
+class Role(StrEnum):
+    ACCOUNT_ADMIN = "account_admin"
+    SALES_AGENT = "sales_agent"
+    BILLING_AGENT = "billing_agent"
+    CUSTOMER = "customer"  # observed: done by the customer, recorded by the partner's tool
+    SYSTEM = "system"  # recorded by the tracker itself (e.g. migration_completed)
+
+
+PARTNER_ROLES = frozenset({Role.ACCOUNT_ADMIN, Role.SALES_AGENT, Role.BILLING_AGENT})
+
+
+class AdminAccessKind(StrEnum):
+    DAP = "dap"
+    GDAP = "gdap"
+
+
+class Party(StrEnum):
+    """Who cancels a subscription or asks for a credit."""
+
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+
+
+class CreditOutcome(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+class Stage(StrEnum):
+    INVITED = "invited"
+    ACCEPTED = "accepted"
+    PROVISIONING = "provisioning"
+    PROVISIONED = "provisioned"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+class OriginalStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Risk(StrEnum):
+    LICENSE_SHORTFALL = "license_shortfall"
+    CANCELLED_BEFORE_REPLACEMENT = "cancelled_before_replacement"
+    GRACE_PERIOD = "grace_period"
+    DATA_LOSS = "data_loss"
+    EARLY_CANCELLATION = "early_cancellation"
+    CREDIT_NOT_REQUESTED = "credit_not_requested"
+    REASSIGNMENT_PENDING = "reassignment_pending"
+    AUTO_RENEW_ON = "auto_renew_on"
+    EXPIRING_UNREPLACED = "expiring_unreplaced"
+    LATE_LICENSE_REDUCTION = "late_license_reduction"
+
+
+def parse(enum: type[StrEnum], value: object, field: str) -> str:
+    """Return the value if it belongs to the enum, else refuse with invalid_<field>."""
+    from domain.errors import InvalidInput
+
+    try:
+        return enum(value).value
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidInput(
+            f"invalid_{field}", f"{field} must be one of: {allowed}", field=field, value=str(value)
+        ) from None
