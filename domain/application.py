@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.context import Context
 from domain.errors import Conflict, NotFound, VersionConflict
@@ -46,6 +46,16 @@ class Tracker(Application[UUID]):
     """The CSP migration tracker. Keep one instance alive per process."""
 
     name = "csp_tracker"
+
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        # Called with the new recordings after each save: the in-process projector uses it
+        # to wake up at once instead of waiting for its next poll.
+        self.on_saved: list[Callable[[list[Recording]], None]] = []
+
+    def _notify(self, recordings: list[Recording]) -> None:
+        for listener in self.on_saved:
+            listener(recordings)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -1,0 +1,71 @@
+"""The outward shape of a migration's state: one function used by the current-state read
+model, time travel and the API, so every reader sees the same fields and the same flags."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain import rules
+from domain.state import MigrationState
+
+
+def describe(
+    migration_id: UUID | str, version: int, state: MigrationState, now: datetime
+) -> dict[str, Any]:
+    """A JSON-able description of `state`, with the risk flags as they stand at `now`."""
+    access = state.admin_access
+    next_end = state.next_term_end
+    return {
+        "id": str(migration_id),
+        "partner_id": state.partner_id,
+        "tenant_id": state.tenant_id,
+        "customer_name": state.customer_name,
+        "customer_region": state.customer_region,
+        "channel": state.channel,
+        "multi_partner": state.multi_partner,
+        "stage": state.stage,
+        "version": version,
+        "risks": rules.risks(state, now),
+        "licenses": {
+            "original": state.original_licenses,
+            "provisioned": state.provisioned_licenses,
+        },
+        "originals": [
+            {
+                "subscription_id": o.subscription_id,
+                "offer_id": o.offer_id,
+                "offer_name": o.offer_name,
+                "licenses": o.licenses,
+                "status": o.status,
+                "replaced_by": o.replaced_by,
+                "term_end": o.term_end.isoformat(),
+                "auto_renew": o.auto_renew,
+                "purchased_via": o.purchased_via,
+                "credit": o.credit,
+            }
+            for o in state.originals.values()
+        ],
+        "replacements": [
+            {
+                "subscription_id": r.subscription_id,
+                "replaces": r.replaces,
+                "offer_id": r.offer_id,
+                "offer_name": r.offer_name,
+                "licenses": r.licenses,
+                "reassignment_pending": r.reassignment_pending,
+            }
+            for r in state.replacements.values()
+        ],
+        "admin_access": None
+        if access is None or not access.active_at(now)
+        else {
+            "kind": access.kind,
+            "expires_at": access.expires_at.isoformat() if access.expires_at else None,
+        },
+        "deadlines": rules.deadlines(state),
+        "next_term_end": next_end.isoformat() if next_end else None,
+        "accepted_by": state.accepted_by,
+        "abandon_reason": state.abandon_reason,
+    }
