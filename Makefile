@@ -1,0 +1,32 @@
+# Two commands for a fresh machine with Python 3.11: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install serve test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Install into .venv and serve on the embedded SQLite store (demo loaded when empty).
+serve: install
+	$(BIN)/csp-tracker serve
+
+## Install into .venv, lint, and run the whole suite on SQLite and PostgreSQL.
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check domain tests/unit tests/integration
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,244 @@
+"""The tracker application on a real store: SQLite and PostgreSQL (see conftest.store_env)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from domain.application import Tracker
+from domain.errors import Conflict, NotFound, RuleViolated, VersionConflict
+from domain.migration import Migration, event_type
+from domain.partner import Partner
+from tests.factories import ADMIN, BILLING, SALES
+
+TERM_END = date(2027, 1, 31)
+
+
+@pytest.fixture
+def app(tracker: Tracker) -> Tracker:
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    tracker.register_partner("northwind", "Northwind CSP", "north_america")
+    return tracker
+
+
+def request(app: Tracker, tenant: str = "contoso.onmicrosoft.com", partner: str = "fabrikam"):
+    return app.request_relationship(
+        SALES, partner_id=partner, tenant_id=tenant, customer_name="Contoso Ltd",
+        customer_region="europe", channel="direct",
+    ).migration.id
+
+
+def record_original(app: Tracker, mid, sub: str = "orig-1", licenses: int = 25):
+    return app.record_original(
+        mid, SALES, subscription_id=sub, offer_id="O365_E3", offer_name="Office 365 E3",
+        licenses=licenses, term_end=TERM_END, purchased_via="m365_admin_portal",
+        billing_cycle="annual",
+    )
+
+
+def stored_count(app: Tracker) -> int:
+    return app.recorder.max_notification_id() or 0
+
+
+class TestGivenAStoredMigration:
+    def test_reloading_gives_the_same_state_with_dates_and_money_intact(self, app, store_env):
+        mid = request(app)
+        record_original(app, mid)
+        app.request_credit(mid, BILLING, subscription_id="orig-1", requested_by="customer")
+        live = app.resolve_credit(
+            mid, BILLING, subscription_id="orig-1", outcome="granted",
+            amount=Decimal("120.00"), currency="EUR",
+        ).migration
+        fresh = Tracker(env=store_env)  # a new process's view of the same store
+        try:
+            again = fresh.get(mid)
+        finally:
+            fresh.close()
+        assert again.state == live.state
+        assert again.state.originals["orig-1"].term_end == TERM_END
+        assert again.state.originals["orig-1"].credit_amount == Decimal("120.00")
+
+    def test_events_are_stored_under_their_explicit_topics(self, app):
+        mid = request(app)
+        record_original(app, mid)
+        topics = [e.topic for e in app.recorder.select_events(mid)]
+        assert topics == [
+            "csp_tracker.migration:relationship_requested",
+            "csp_tracker.migration:original_subscription_recorded",
+        ]
+
+    def test_every_event_carries_who_when_and_correlation(self, app):
+        mid = request(app)
+        record_original(app, mid)
+        for event in app.history(mid):
+            assert event.principal and event.role and event.correlation_id
+            assert event.timestamp.tzinfo is not None and event.occurred_at.tzinfo is not None
+
+    def test_time_travel_replays_only_events_recorded_by_then(self, app):
+        mid = request(app)
+        first = record_original(app, mid).events[0].timestamp
+        record_original(app, mid, "orig-2")
+        assert set(app.get(mid, as_of=first).state.originals) == {"orig-1"}
+        assert app.get(mid, as_of=first).version == 2
+        assert set(app.get(mid).state.originals) == {"orig-1", "orig-2"}
+
+    def test_time_travel_before_creation_is_not_found(self, app):
+        mid = request(app)
+        with pytest.raises(NotFound, match="migration_not_found"):
+            app.get(mid, as_of=datetime(2020, 1, 1, tzinfo=UTC))
+
+    def test_unknown_ids_are_not_found(self, app):
+        with pytest.raises(NotFound, match="migration_not_found"):
+            app.get(uuid4())
+        with pytest.raises(NotFound, match="migration_not_found"):
+            app.get(Partner.key("fabrikam"))  # another aggregate's id is not a migration
+
+
+class TestWhenRequestIsRefused:
+    def test_a_region_mismatch_stores_nothing(self, app):
+        before = stored_count(app)
+        with pytest.raises(RuleViolated, match="region_mismatch"):
+            request(app, partner="northwind")
+        assert stored_count(app) == before
+
+    def test_an_unknown_partner_is_not_found(self, app):
+        with pytest.raises(NotFound, match="unknown_partner"):
+            request(app, partner="nobody")
+
+    def test_registering_a_partner_twice_conflicts(self, app):
+        with pytest.raises(Conflict, match="partner_exists"):
+            app.register_partner("fabrikam", "Again", "europe")
+
+
+class TestOneOpenMigrationPerPartnerAndTenant:
+    def test_a_second_request_names_the_open_migration(self, app):
+        mid = request(app)
+        before = stored_count(app)
+        with pytest.raises(Conflict, match="migration_open") as refused:
+            request(app, tenant="CONTOSO.onmicrosoft.com")
+        assert refused.value.details["migration_id"] == str(mid)
+        assert stored_count(app) == before
+
+    def test_another_partner_may_migrate_the_same_tenant(self, app):
+        app.register_partner("adatum", "Adatum", "europe")
+        assert request(app) != request(app, partner="adatum")
+
+    def test_after_abandonment_a_new_migration_may_start(self, app):
+        mid = request(app)
+        app.abandon(mid, ADMIN, reason="customer paused")
+        assert request(app) != mid
+
+    def test_after_completion_a_new_migration_may_start(self, app):
+        mid = request(app)
+        record_original(app, mid)
+        app.accept_invitation(mid, ADMIN, accepted_by="ga@contoso.example")
+        app.provision_subscription(
+            mid, SALES, subscription_id="csp-1", replaces="orig-1", offer_id="O365_E3",
+            offer_name="E3", licenses=25,
+        )
+        done = app.record_cancellation(
+            mid, ADMIN, subscription_id="orig-1", cancelled_by="customer"
+        )
+        assert [event_type(e) for e in done.events] == [
+            "original_subscription_cancelled",
+            "migration_completed",
+        ]
+        assert request(app) != mid
+
+    def test_concurrent_requests_open_exactly_one(self, app):
+        outcomes: list[object] = []
+        barrier = threading.Barrier(4)
+
+        def attempt():
+            barrier.wait()
+            try:
+                outcomes.append(request(app))
+            except Conflict as e:
+                outcomes.append(e.code)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        opened = [o for o in outcomes if not isinstance(o, str)]
+        assert len(opened) == 1
+        assert set(outcomes) - set(opened) <= {"migration_open", "version_conflict"}
+
+
+class TestConcurrency:
+    def test_a_stale_expected_version_conflicts_and_stores_nothing(self, app):
+        mid = request(app)
+        record_original(app, mid)
+        before = stored_count(app)
+        with pytest.raises(VersionConflict, match="version_conflict"):
+            app.add_note(mid, ADMIN, text="stale", expected_version=1)
+        assert stored_count(app) == before
+        assert app.add_note(mid, ADMIN, text="fresh", expected_version=2).migration.version == 3
+
+    def test_two_writers_of_one_version_cannot_both_land(self, app):
+        mid = request(app)
+        first, second = app.get(mid), app.get(mid)
+        first.add_note(ADMIN, text="one")
+        second.add_note(ADMIN, text="two")
+        app.save(first)
+        with pytest.raises(VersionConflict):
+            app._save(second)
+        assert app.get(mid).version == 2
+
+
+class TestSchemaEvolution:
+    def test_a_version_1_original_is_upcast_with_auto_renew_on(self, app):
+        mid = request(app)
+        v1_state = {
+            "originator_id": mid.hex,
+            "originator_version": 2,
+            "timestamp": {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()},
+            "principal": "legacy-import",
+            "role": "sales_agent",
+            "occurred_at": {"_type_": "datetime_iso", "_data_": datetime.now(UTC).isoformat()},
+            "correlation_id": "c-1",
+            "subscription_id": "orig-1",
+            "offer_id": "O365_E3",
+            "offer_name": "Office 365 E3",
+            "licenses": 10,
+            "term_end": {"_type_": "date_iso", "_data_": "2027-01-31"},
+            "purchased_via": "other_channel",
+            "billing_cycle": "annual",
+        }
+        app.recorder.insert_events(
+            [
+                StoredEvent(
+                    originator_id=mid,
+                    originator_version=2,
+                    topic=Migration.OriginalSubscriptionRecorded.TOPIC,
+                    state=json.dumps(v1_state).encode(),
+                )
+            ]
+        )
+        original = app.get(mid).state.originals["orig-1"]
+        assert original.auto_renew is True
+        assert original.term_end == date(2027, 1, 31)
+
+    def test_new_originals_are_stored_as_version_2(self, app):
+        mid = request(app)
+        record_original(app, mid)
+        stored = app.recorder.select_events(mid)[-1]
+        assert json.loads(stored.state)["class_version"] == 2
+
+
+def test_recorded_time_is_utc_and_business_time_may_be_earlier(app):
+    from domain.context import Context
+
+    when = datetime.now(UTC) - timedelta(days=3)
+    mid = request(app)
+    event = app.add_note(mid, Context("x", "sales_agent", occurred_at=when), text="late entry")
+    [note] = event.events
+    assert note.occurred_at == when
+    assert note.timestamp.utcoffset() == timedelta(0)
