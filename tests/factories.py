@@ -62,12 +62,20 @@ def accepted(m: Migration) -> Migration:
 
 
 def provisioned(
-    m: Migration, sub: str = "csp-1", replaces: str = "orig-1", *, licenses: int = 25,
+    m: Migration,
+    sub: str = "csp-1",
+    replaces: str = "orig-1",
+    *,
+    licenses: int = 25,
     offer: str = "O365_E3",
 ) -> Migration:
     m.provision_subscription(
-        SALES, subscription_id=sub, replaces=replaces, offer_id=offer,
-        offer_name=offer, licenses=licenses,
+        SALES,
+        subscription_id=sub,
+        replaces=replaces,
+        offer_id=offer,
+        offer_name=offer,
+        licenses=licenses,
     )
     return m
 

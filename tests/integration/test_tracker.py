@@ -29,15 +29,25 @@ def app(tracker: Tracker) -> Tracker:
 
 def request(app: Tracker, tenant: str = "contoso.onmicrosoft.com", partner: str = "fabrikam"):
     return app.request_relationship(
-        SALES, partner_id=partner, tenant_id=tenant, customer_name="Contoso Ltd",
-        customer_region="europe", channel="direct",
+        SALES,
+        partner_id=partner,
+        tenant_id=tenant,
+        customer_name="Contoso Ltd",
+        customer_region="europe",
+        channel="direct",
     ).migration.id
 
 
 def record_original(app: Tracker, mid, sub: str = "orig-1", licenses: int = 25):
     return app.record_original(
-        mid, SALES, subscription_id=sub, offer_id="O365_E3", offer_name="Office 365 E3",
-        licenses=licenses, term_end=TERM_END, purchased_via="m365_admin_portal",
+        mid,
+        SALES,
+        subscription_id=sub,
+        offer_id="O365_E3",
+        offer_name="Office 365 E3",
+        licenses=licenses,
+        term_end=TERM_END,
+        purchased_via="m365_admin_portal",
         billing_cycle="annual",
     )
 
@@ -52,8 +62,12 @@ class TestGivenAStoredMigration:
         record_original(app, mid)
         app.request_credit(mid, BILLING, subscription_id="orig-1", requested_by="customer")
         live = app.resolve_credit(
-            mid, BILLING, subscription_id="orig-1", outcome="granted",
-            amount=Decimal("120.00"), currency="EUR",
+            mid,
+            BILLING,
+            subscription_id="orig-1",
+            outcome="granted",
+            amount=Decimal("120.00"),
+            currency="EUR",
         ).migration
         fresh = Tracker(env=store_env)  # a new process's view of the same store
         try:
@@ -139,8 +153,13 @@ class TestOneOpenMigrationPerPartnerAndTenant:
         record_original(app, mid)
         app.accept_invitation(mid, ADMIN, accepted_by="ga@contoso.example")
         app.provision_subscription(
-            mid, SALES, subscription_id="csp-1", replaces="orig-1", offer_id="O365_E3",
-            offer_name="E3", licenses=25,
+            mid,
+            SALES,
+            subscription_id="csp-1",
+            replaces="orig-1",
+            offer_id="O365_E3",
+            offer_name="E3",
+            licenses=25,
         )
         done = app.record_cancellation(
             mid, ADMIN, subscription_id="orig-1", cancelled_by="customer"

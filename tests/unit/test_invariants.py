@@ -21,14 +21,21 @@ OFFERS = ["E3", "E5"]
 
 commands = st.one_of(
     st.tuples(
-        st.just("record_original"), st.sampled_from(SUBS), st.integers(-1, 40),
-        st.sampled_from(OFFERS), st.integers(-60, 120),
-        st.sampled_from(["m365_admin_portal", "other_partner"]), st.booleans(),
+        st.just("record_original"),
+        st.sampled_from(SUBS),
+        st.integers(-1, 40),
+        st.sampled_from(OFFERS),
+        st.integers(-60, 120),
+        st.sampled_from(["m365_admin_portal", "other_partner"]),
+        st.booleans(),
     ),
     st.tuples(st.just("accept_invitation")),
     st.tuples(
-        st.just("provision_subscription"), st.sampled_from(NEW), st.sampled_from(SUBS),
-        st.sampled_from(OFFERS), st.integers(0, 40),
+        st.just("provision_subscription"),
+        st.sampled_from(NEW),
+        st.sampled_from(SUBS),
+        st.sampled_from(OFFERS),
+        st.integers(0, 40),
     ),
     st.tuples(st.just("disable_auto_renew"), st.sampled_from(SUBS)),
     st.tuples(st.just("retire_offer"), st.sampled_from(SUBS)),
@@ -39,11 +46,13 @@ commands = st.one_of(
     st.tuples(st.just("grant_admin_access"), st.sampled_from(["dap", "gdap"])),
     st.tuples(st.just("remove_admin_access")),
     st.tuples(
-        st.just("request_credit"), st.sampled_from(SUBS),
+        st.just("request_credit"),
+        st.sampled_from(SUBS),
         st.sampled_from(["partner", "customer"]),
     ),
     st.tuples(
-        st.just("resolve_credit"), st.sampled_from(SUBS),
+        st.just("resolve_credit"),
+        st.sampled_from(SUBS),
         st.sampled_from(["granted", "denied"]),
     ),
     st.tuples(st.just("abandon")),
@@ -51,19 +60,29 @@ commands = st.one_of(
 )
 
 
-def apply(m, ctx, cmd) -> None:  # noqa: C901 - a plain dispatch table of the commands
+def apply(m, ctx, cmd) -> None:
     name, *args = cmd
     if name == "record_original":
         sub, licenses, offer, days, via, renew = args
         m.record_original(
-            ctx, subscription_id=sub, offer_id=offer, offer_name=offer, licenses=licenses,
-            term_end=TODAY + timedelta(days=days), purchased_via=via, billing_cycle="annual",
+            ctx,
+            subscription_id=sub,
+            offer_id=offer,
+            offer_name=offer,
+            licenses=licenses,
+            term_end=TODAY + timedelta(days=days),
+            purchased_via=via,
+            billing_cycle="annual",
             auto_renew=renew,
         )
     elif name == "provision_subscription":
         sub, replaces, offer, licenses = args
         m.provision_subscription(
-            ctx, subscription_id=sub, replaces=replaces, offer_id=offer, offer_name=offer,
+            ctx,
+            subscription_id=sub,
+            replaces=replaces,
+            offer_id=offer,
+            offer_name=offer,
             licenses=licenses,
         )
     elif name in ("disable_auto_renew", "retire_offer", "record_expiry", "reassign_licenses"):
@@ -79,7 +98,10 @@ def apply(m, ctx, cmd) -> None:  # noqa: C901 - a plain dispatch table of the co
         m.request_credit(ctx, subscription_id=args[0], requested_by=args[1])
     elif name == "resolve_credit":
         m.resolve_credit(
-            ctx, subscription_id=args[0], outcome=args[1], amount=Decimal("10.50"),
+            ctx,
+            subscription_id=args[0],
+            outcome=args[1],
+            amount=Decimal("10.50"),
             currency="EUR",
         )
     elif name == "accept_invitation":

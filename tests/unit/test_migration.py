@@ -50,8 +50,13 @@ class TestWhenPartnerRequestsRelationship:
 
         with refused("role_not_permitted", NotPermitted):
             Migration.request_relationship(
-                BILLING, partner_id="p", partner_region="europe", tenant_id="t",
-                customer_name="C", customer_region="europe", channel="direct",
+                BILLING,
+                partner_id="p",
+                partner_region="europe",
+                tenant_id="t",
+                customer_name="C",
+                customer_region="europe",
+                channel="direct",
                 multi_partner=False,
             )
 
@@ -60,8 +65,13 @@ class TestWhenPartnerRequestsRelationship:
 
         with refused("invalid_channel", InvalidInput):
             Migration.request_relationship(
-                SALES, partner_id="p", partner_region="europe", tenant_id="t",
-                customer_name="C", customer_region="europe", channel="fax",
+                SALES,
+                partner_id="p",
+                partner_region="europe",
+                tenant_id="t",
+                customer_name="C",
+                customer_region="europe",
+                channel="fax",
                 multi_partner=False,
             )
 
@@ -70,9 +80,14 @@ class TestWhenPartnerRequestsRelationship:
         from domain.migration import Migration
 
         m = Migration.request_relationship(
-            Context("s", "sales_agent", occurred_at=when), partner_id="p",
-            partner_region="europe", tenant_id="t", customer_name="C",
-            customer_region="europe", channel="other_partner", multi_partner=True,
+            Context("s", "sales_agent", occurred_at=when),
+            partner_id="p",
+            partner_region="europe",
+            tenant_id="t",
+            customer_name="C",
+            customer_region="europe",
+            channel="other_partner",
+            multi_partner=True,
         )
         assert m.collect_events()[0].occurred_at == when
 
@@ -158,8 +173,12 @@ class TestWhenProvisioning:
         m = accepted(with_original(requested()))
         with refused("role_not_permitted", NotPermitted):
             m.provision_subscription(
-                BILLING, subscription_id="c", replaces="orig-1", offer_id="x",
-                offer_name="x", licenses=1,
+                BILLING,
+                subscription_id="c",
+                replaces="orig-1",
+                offer_id="x",
+                offer_name="x",
+                licenses=1,
             )
 
 
@@ -181,8 +200,12 @@ class TestWhenLicensesChange:
     def test_a_reduction_after_seven_days_is_flagged_not_refused(self):
         m = accepted(with_original(requested()))
         m.provision_subscription(
-            at(-10), subscription_id="csp-1", replaces="orig-1", offer_id="O365_E3",
-            offer_name="E3", licenses=30,
+            at(-10),
+            subscription_id="csp-1",
+            replaces="orig-1",
+            offer_id="O365_E3",
+            offer_name="E3",
+            licenses=30,
         )
         m.change_licenses(ADMIN, subscription_id="csp-1", licenses=25)
         assert "late_license_reduction" in _risks(m)
@@ -333,12 +356,17 @@ class TestWhenAskingForACredit:
         m = with_original(requested())
         m.request_credit(BILLING, subscription_id="orig-1", requested_by="customer")
         m.resolve_credit(
-            BILLING, subscription_id="orig-1", outcome="granted",
-            amount=Decimal("120.00"), currency="eur",
+            BILLING,
+            subscription_id="orig-1",
+            outcome="granted",
+            amount=Decimal("120.00"),
+            currency="eur",
         )
         original = m.state.originals["orig-1"]
         assert (original.credit, original.credit_amount, original.credit_currency) == (
-            "granted", Decimal("120.00"), "EUR",
+            "granted",
+            Decimal("120.00"),
+            "EUR",
         )
 
     def test_refuses_resolving_a_credit_never_requested(self):
