@@ -7,7 +7,9 @@ this module knows no SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +34,12 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+# Set only inside `Tracker.attaching(...)`: extra aggregates to save with the next command.
+_attach: ContextVar[Callable[[Migration], Sequence[Any]] | None] = ContextVar(
+    "csp_tracker_attach", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -378,6 +386,17 @@ class Tracker(Application[UUID]):
             raise _not_found(migration_id)
         return events
 
+    @contextmanager
+    def attaching(self, make: Callable[[Migration], Sequence[Any]]) -> Iterator[None]:
+        """Within the block, a command also saves the aggregates `make(migration)` returns
+        (called after the decision, before the save), in the same transaction as the
+        migration's events: the API stores its idempotency records this way."""
+        token = _attach.set(make)
+        try:
+            yield
+        finally:
+            _attach.reset(token)
+
     # -- plumbing ------------------------------------------------------------------------
     def _events_of(self, migration_id: UUID) -> Iterator[Migration.Event]:
         for event in self.events.get(migration_id):
@@ -418,6 +437,9 @@ class Tracker(Application[UUID]):
         return self._save(migration, claim)
 
     def _save(self, migration: Migration, *others: Any) -> Recorded:
+        make = _attach.get()
+        if make is not None:
+            others = (*others, *make(migration))
         try:
             recordings = self.save(migration, *others)
         except IntegrityError:

@@ -1,0 +1,78 @@
+"""create_app(settings): one Tracker and one read side per process, built in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api import errors
+from api.deps import KeyCache
+from api.metrics import Metrics, RequestMiddleware
+from api.routes import audit, dashboard, health, migrations
+from api.settings import Settings
+from domain.application import Tracker
+
+log = logging.getLogger("csp_tracker.api")
+
+
+def _read_side_class() -> Any:
+    try:
+        from projections import ReadSide
+    except ImportError:  # the read side is optional for the write path
+        log.warning("projections.ReadSide is unavailable; list/audit/summary answer 503")
+        return None
+    return ReadSide
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    on_start: Any = None,
+) -> FastAPI:
+    """The API. `env` overrides the eventsourcing environment built from `settings`;
+    `on_start(tracker)` runs once the tracker exists (serve uses it to load the demo)."""
+    settings = settings or Settings()
+    env = env if env is not None else settings.eventsourcing_env()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracker = Tracker(env=env)
+        tracker.on_saved.append(metrics.on_saved)
+        read_side_class = _read_side_class()
+        read_side = None if read_side_class is None else read_side_class(tracker, env)
+        app.state.tracker = tracker
+        app.state.read_side = read_side
+        try:
+            if on_start is not None:
+                on_start(tracker)
+            if read_side is not None and settings.run_projections:
+                read_side.start()
+            yield
+        finally:
+            if read_side is not None and settings.run_projections:
+                read_side.stop()
+            tracker.close()
+
+    app = FastAPI(
+        title="CSP migration tracker",
+        version="1.0.0",
+        description="Customer migrations into the Microsoft CSP program: an event-sourced "
+        "record of each step, its risks, and an audit trail. Authenticate with "
+        "`Authorization: Bearer <key>` (`csp-tracker keys create`).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.keys = KeyCache()
+    app.state.read_side = None
+    errors.register(app)
+    for module in (migrations, audit, dashboard, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    return app

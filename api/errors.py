@@ -1,0 +1,153 @@
+"""Every refusal becomes one JSON shape, {"error", "message", "details"}, mapped here only.
+
+| raised                                   | status | error                       |
+|------------------------------------------|--------|-----------------------------|
+| InvalidInput, RuleViolated, validation   | 422    | its code / validation_error |
+| NotPermitted, ApiError(read_only)        | 403    | role_not_permitted / ...    |
+| NotFound                                 | 404    | its code                    |
+| Conflict                                 | 409    | its code                    |
+| VersionConflict                          | 412    | version_conflict            |
+| store unreachable                        | 503    | store_unavailable           |
+| anything else                            | 500    | internal_error              |
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    RuleViolated,
+    VersionConflict,
+)
+
+log = logging.getLogger("csp_tracker.api")
+
+# Most specific first: VersionConflict is a Conflict.
+STATUS: list[tuple[type[DomainError], int]] = [
+    (VersionConflict, 412),
+    (Conflict, 409),
+    (NotFound, 404),
+    (NotPermitted, 403),
+    (RuleViolated, 422),
+    (InvalidInput, 422),
+]
+STORE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
+
+
+class ApiError(Exception):
+    """A refusal decided by the API itself (auth, headers, read side)."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: dict[str, Any] | list[Any] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in [
+        (401, "Missing or invalid API key"),
+        (403, "Not permitted (role, or read-only key)"),
+        (404, "Not found (or another partner's)"),
+        (409, "Conflicts with what is stored"),
+        (412, "If-Match version is stale"),
+        (422, "Invalid input or a business rule refused"),
+        (503, "Store or read side unavailable"),
+    ]
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+) -> JSONResponse:
+    body = {"error": code, "message": message, "details": details or {}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_of(exc: DomainError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 422
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def register(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return error_response(status_of(exc), exc.code, exc.message, _jsonable(exc.details))
+
+    @app.exception_handler(ApiError)
+    def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, _jsonable(exc.details), headers)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "loc": _jsonable(list(e.get("loc", ()))),
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return error_response(
+            422, "validation_error", f"{where}: {first['msg']}", {"errors": errors}
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    for exc_class in STORE_ERRORS:
+
+        @app.exception_handler(exc_class)
+        def store_error(request: Request, exc: Exception) -> JSONResponse:
+            log.warning("store unavailable: %s", exc)
+            return error_response(503, "store_unavailable", "the event store is unreachable")
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

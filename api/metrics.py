@@ -1,0 +1,98 @@
+"""Prometheus metrics of one app: a registry per app, so test apps do not collide."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from eventsourcing.persistence import Recording
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import new_correlation_id
+from domain.migration import Migration, event_type
+
+log = logging.getLogger("csp_tracker.api")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "csp_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "csp_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "csp_events_appended_total",
+            "Migration events appended, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "csp_projection_lag_events",
+            "Events the view has not yet processed",
+            ["view"],
+            registry=self.registry,
+        )
+
+    def on_saved(self, recordings: list[Recording]) -> None:
+        for recording in recordings:
+            if isinstance(recording.domain_event, Migration.Event):
+                self.events.labels(event_type(recording.domain_event)).inc()
+
+    def observe_lag(self, read_side: Any) -> None:
+        if read_side is None:
+            return
+        try:
+            for view, lag in read_side.lag().items():
+                self.lag.labels(view).set(lag["lag"])
+        except Exception:  # metrics must not fail a scrape
+            log.warning("could not read projection lag", exc_info=True)
+
+
+class RequestMiddleware:
+    """Correlation id in and out, and request metrics labelled by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-correlation-id":
+                incoming = value.decode("latin-1")
+        correlation_id = new_correlation_id(incoming)
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-correlation-id", correlation_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, label, str(status)).inc()
+            self.metrics.latency.labels(method, label).observe(time.perf_counter() - started)

@@ -1,0 +1,48 @@
+"""Domain objects to JSON-able dicts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.migration import Migration, event_type
+from domain.view import describe
+
+_METADATA = {"originator_id", "originator_version", "timestamp"}
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def event(e: Migration.Event) -> dict[str, Any]:
+    fields = {k: plain(v) for k, v in vars(e).items() if k not in _METADATA}
+    return {
+        "type": event_type(e),
+        "version": e.originator_version,
+        "recorded_at": e.timestamp.isoformat(),
+        **fields,
+    }
+
+
+def state(migration: Migration, now: datetime | None = None) -> dict[str, Any]:
+    return describe(migration.id, migration.version, migration.state, now or datetime.now(UTC))
+
+
+def recorded(migration: Migration, events: list[Migration.Event]) -> dict[str, Any]:
+    return {
+        "id": str(migration.id),
+        "version": migration.version,
+        "events": [event(e) for e in events],
+        "state": state(migration),
+    }

@@ -1,0 +1,254 @@
+"""Migrations: request a relationship, record events, read state (now or as of a time)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Query
+from fastapi.responses import JSONResponse
+
+from api import render
+from api.deps import (
+    AuditCursor,
+    CorrelationId,
+    CurrentPrincipal,
+    Principal,
+    QueriesDep,
+    TrackerDep,
+    own_migration,
+)
+from api.errors import ERROR_RESPONSES, ApiError
+from api.schemas import (
+    AuditPage,
+    EventBody,
+    MigrationPage,
+    MigrationState,
+    Recorded,
+    RelationshipRequest,
+)
+from domain import idempotency
+from domain.application import Recorded as DomainRecorded
+from domain.application import Tracker
+from domain.context import Context
+from domain.errors import VersionConflict
+from domain.migration import Migration
+
+router = APIRouter(prefix="/v1/migrations", tags=["migrations"], responses=ERROR_RESPONSES)
+
+# One Tracker command per event type: the wire name is the key.
+DISPATCH: dict[str, Callable[..., DomainRecorded]] = {
+    "original_subscription_recorded": Tracker.record_original,
+    "invitation_accepted": Tracker.accept_invitation,
+    "subscription_provisioned": Tracker.provision_subscription,
+    "original_subscription_expired": Tracker.record_expiry,
+    "original_subscription_cancelled": Tracker.record_cancellation,
+    "credit_requested": Tracker.request_credit,
+    "credit_resolved": Tracker.resolve_credit,
+    "admin_access_granted": Tracker.grant_admin_access,
+    "admin_access_removed": Tracker.remove_admin_access,
+    "original_auto_renew_disabled": Tracker.disable_auto_renew,
+    "note_added": Tracker.add_note,
+    "offer_retired": Tracker.retire_offer,
+    "licenses_reassigned": Tracker.reassign_licenses,
+    "licenses_changed": Tracker.change_licenses,
+    "migration_abandoned": Tracker.abandon,
+}
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="The version you last saw (the ETag); stale -> 412", max_length=64),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(description="Retries with the same key return the first response", max_length=200),
+]
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    raw = if_match.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise ApiError(422, "invalid_if_match", "If-Match must be a version number", value=raw)
+    return int(raw)
+
+
+def _respond(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"ETag": str(body["version"]), **headers})
+
+
+def _idempotent(
+    tracker: Tracker,
+    principal: Principal,
+    key: str | None,
+    request_hash: str,
+    command: Callable[[], DomainRecorded],
+) -> JSONResponse:
+    """Run `command` once per (key's principal, Idempotency-Key); replay the first response."""
+    if key is None:
+        done = command()
+        return _respond(201, render.recorded(done.migration, done.events))
+
+    def replay() -> JSONResponse | None:
+        record = idempotency.find(tracker, principal.key_id, key)
+        if record is None:
+            return None
+        if record.request_hash != request_hash:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+                idempotency_key=key,
+            )
+        return _respond(record.status, json.loads(record.body), **{"Idempotent-Replayed": "true"})
+
+    if (first := replay()) is not None:
+        return first
+    body: dict[str, Any] = {}
+
+    def attach(migration: Migration) -> list[Any]:
+        body.update(render.recorded(migration, list(migration.pending_events)))
+        text = json.dumps(body, separators=(",", ":"))
+        record = idempotency.IdempotencyRecord.record
+        return [record(principal.key_id, key, request_hash, 201, text)]
+
+    try:
+        with tracker.attaching(attach):
+            command()
+    except VersionConflict:
+        # A concurrent retry with the same key may have stored first.
+        if (first := replay()) is not None:
+            return first
+        raise
+    return _respond(201, body)
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@router.post("", status_code=201, response_model=Recorded)
+def request_relationship(
+    body: RelationshipRequest,
+    tracker: TrackerDep,
+    principal: CurrentPrincipal,
+    correlation_id: CorrelationId,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a relationship request (step 1) for the key's partner."""
+    principal.ensure_writer()
+    ctx = Context(principal.name, principal.role, correlation_id, body.occurred_at)
+    fields = body.model_dump(exclude={"occurred_at"})
+    return _idempotent(
+        tracker,
+        principal,
+        idempotency_key,
+        _hash("POST /v1/migrations", body.model_dump(mode="json")),
+        lambda: tracker.request_relationship(ctx, partner_id=principal.partner_id, **fields),
+    )
+
+
+@router.post("/{migration_id}/events", status_code=201, response_model=Recorded)
+def record_event(
+    migration_id: UUID,
+    event: Annotated[EventBody, Body()],
+    tracker: TrackerDep,
+    principal: CurrentPrincipal,
+    correlation_id: CorrelationId,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record one event; the response holds the stored events (incl. migration_completed)."""
+    principal.ensure_writer()
+    expected = _expected_version(if_match)
+    own_migration(tracker, migration_id, principal)
+    ctx = Context(principal.name, principal.role, correlation_id, event.occurred_at)
+    fields = event.model_dump(exclude={"type", "occurred_at"})
+    command = DISPATCH[event.type]
+    return _idempotent(
+        tracker,
+        principal,
+        idempotency_key,
+        _hash("POST events", str(migration_id), event.model_dump(mode="json")),
+        lambda: command(tracker, migration_id, ctx, **fields, expected_version=expected),
+    )
+
+
+@router.get("", response_model=MigrationPage)
+def list_migrations(
+    queries: QueriesDep,
+    principal: CurrentPrincipal,
+    stage: Annotated[str | None, Query(max_length=40)] = None,
+    risk: Annotated[str | None, Query(max_length=60, description="A risk flag name")] = None,
+    tenant_id: Annotated[str | None, Query(max_length=200)] = None,
+    term_end_before: date | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Customer name contains")] = None,
+    partner_id: Annotated[str | None, Query(max_length=100, description="Auditors")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Migrations from the current-state view (it may lag writes by a moment)."""
+    if principal.partner_id is not None:
+        partner_id = principal.partner_id
+    try:
+        items, next_cursor = queries.list_migrations(
+            now=datetime.now(UTC),
+            partner_id=partner_id,
+            stage=stage,
+            risk=risk,
+            tenant_id=tenant_id,
+            term_end_before=term_end_before,
+            text=q,
+            limit=limit,
+            cursor=cursor,
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_cursor", str(exc) or "invalid cursor") from None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{migration_id}", response_model=MigrationState)
+def get_migration(
+    migration_id: UUID,
+    tracker: TrackerDep,
+    principal: CurrentPrincipal,
+    as_of: Annotated[
+        datetime | None, Query(description="ISO time: replay the store to that instant")
+    ] = None,
+) -> JSONResponse:
+    """The migration's state now (read from the store), or as it stood at `as_of`."""
+    migration = own_migration(tracker, migration_id, principal)
+    if as_of is None:
+        body = render.state(migration)
+    else:
+        if as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=UTC)
+        past = tracker.get(migration_id, as_of=as_of)
+        body = render.state(past, now=as_of)
+    return JSONResponse(body, headers={"ETag": str(body["version"])})
+
+
+@router.get("/{migration_id}/history", response_model=AuditPage)
+def history(
+    migration_id: UUID,
+    tracker: TrackerDep,
+    queries: QueriesDep,
+    principal: CurrentPrincipal,
+    cursor: AuditCursor = None,
+    order: Literal["asc", "desc"] = "asc",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """The migration's audit rows (from the audit view)."""
+    own_migration(tracker, migration_id, principal)
+    rows, next_after = queries.audit(
+        migration_id=str(migration_id),
+        after=None if cursor is None else int(cursor),
+        order=order,
+        limit=limit,
+    )
+    return {"items": rows, "next_cursor": None if next_after is None else str(next_after)}
