@@ -534,7 +534,9 @@ class Migration(Aggregate):
 
     def _ensure_open(self, ctx: Context, event_name: str) -> None:
         ensure_permitted(event_name, ctx.role)
-        if self.state.closed:
+        if self.state.closed and not (
+            self.state.closed == Stage.COMPLETED and event_name in rules.AFTER_COMPLETION
+        ):
             raise Conflict(
                 "migration_closed", f"the migration is {self.state.closed}", stage=self.state.closed
             )

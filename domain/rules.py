@@ -24,6 +24,10 @@ EARLY_CANCELLATION = timedelta(days=30)
 REDUCTION_WINDOW = timedelta(days=7)
 # GDAP relationships last at most 730 days.
 GDAP_MAX_DURATION = timedelta(days=730)
+# The cancellation that completes a migration is what a credit is asked for, and M365 billing
+# support answers weeks later: this billing tail (and notes) may follow completion. Everything
+# else is refused once a migration is completed or abandoned.
+AFTER_COMPLETION = frozenset({"credit_requested", "credit_resolved", "note_added"})
 # The dashboard's look-ahead windows for originals ending without a replacement.
 HORIZONS_DAYS = (7, 30, 90)
 

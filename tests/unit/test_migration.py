@@ -384,16 +384,34 @@ class TestWhenAskingForACredit:
 
 class TestWhenClosed:
     @pytest.mark.parametrize("close", ["abandon", "complete"])
-    def test_refuses_every_further_event(self, close):
+    def test_refuses_further_migration_steps(self, close):
         m = with_original(requested())
         if close == "abandon":
             m.abandon(ADMIN, reason="customer chose another partner")
         else:
-            accepted(m)
-            provisioned(m)
+            provisioned(accepted(m))
             m.record_cancellation(ADMIN, subscription_id="orig-1", cancelled_by="partner")
         with refused("migration_closed", Conflict):
+            with_original(m, "orig-9")
+        with refused("migration_closed", Conflict):
+            m.abandon(ADMIN, reason="again")
+
+    def test_refuses_even_notes_after_abandonment(self):
+        m = requested()
+        m.abandon(ADMIN, reason="customer chose another partner")
+        with refused("migration_closed", Conflict):
             m.add_note(ADMIN, text="too late")
+
+    def test_the_credit_tail_may_follow_the_cancellation_that_completed_it(self):
+        m = provisioned(accepted(with_original(requested())))
+        m.record_cancellation(ADMIN, subscription_id="orig-1", cancelled_by="customer")
+        assert m.state.stage == "completed"
+        assert "credit_not_requested" in _risks(m)
+        m.request_credit(BILLING, subscription_id="orig-1", requested_by="customer")
+        m.resolve_credit(BILLING, subscription_id="orig-1", outcome="denied")
+        m.add_note(ADMIN, text="billing support declined")
+        assert m.state.stage == "completed"
+        assert "credit_not_requested" not in _risks(m)
 
     def test_notes_are_kept_for_the_audit_trail(self):
         m = given(requested())

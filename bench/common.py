@@ -1,0 +1,115 @@
+"""Shared plumbing of the benchmarks: stores, timing, results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+RESULTS = Path(__file__).parent / "results"
+PG = {
+    "host": os.environ.get("BENCH_POSTGRES_HOST", "127.0.0.1"),
+    "port": os.environ.get("BENCH_POSTGRES_PORT", "5432"),
+    "dbname": os.environ.get("BENCH_POSTGRES_DBNAME", "test"),
+    "user": os.environ.get("BENCH_POSTGRES_USER", "postgres"),
+    "password": os.environ.get("BENCH_POSTGRES_PASSWORD", ""),
+}
+
+
+@contextlib.contextmanager
+def store(kind: str) -> Iterator[dict[str, str]]:
+    """An empty store of `kind` ("sqlite" or "postgres") as an eventsourcing env; removed after."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="csp-bench-") as tmp:
+            yield {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(Path(tmp) / "bench.db"),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(**PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": PG["host"],
+            "POSTGRES_PORT": PG["port"],
+            "POSTGRES_DBNAME": PG["dbname"],
+            "POSTGRES_USER": PG["user"],
+            "POSTGRES_PASSWORD": PG["password"],
+            "POSTGRES_SCHEMA": schema,
+        }
+    finally:
+        with psycopg.connect(**PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def rate(count: int, fn: Callable[[], Any]) -> float:
+    """Items per second of one call of `fn` that processes `count` items."""
+    start = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - start)
+
+
+def latencies(fn: Callable[[], Any], n: int) -> list[float]:
+    """Wall-clock seconds of `n` calls of `fn`."""
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+        return str(v)
+
+    lines = [f"\n### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def save_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2, default=str))
+    return path
