@@ -1,0 +1,199 @@
+"""Apply a batch of events to all three views in one transaction, with its tracking record.
+
+States are loaded once per batch (one SELECT for every migration the batch touches), evolved in
+memory with the domain's own `event.evolve`, and written back with `executemany`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.projection import Projection
+
+from domain.migration import Migration, event_type
+from domain.state import MigrationState
+from projections import rows
+from projections.schema import VIEWS
+from projections.views import ViewStore
+
+ALL_VIEWS = frozenset(VIEWS)
+Item = tuple[int, Migration.Event]  # (position in the application's log, event)
+
+_UPSERT_MIGRATION = (
+    "INSERT INTO {migrations} ("
+    + ", ".join(rows.MIGRATION_COLUMNS)
+    + ") VALUES ("
+    + ",".join("?" * len(rows.MIGRATION_COLUMNS))
+    + ") ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in rows.MIGRATION_COLUMNS[1:])
+)
+_INSERT_AUDIT = (
+    "INSERT INTO {audit} ("
+    + ", ".join(rows.AUDIT_COLUMNS)
+    + ") VALUES ("
+    + ",".join("?" * len(rows.AUDIT_COLUMNS))
+    + ")"
+)
+
+
+class ReadModelProjection(Projection[ViewStore]):
+    """All three views of the tracker, written together.
+
+    `process_batch` is the fast path the runner uses; `process_event` keeps the library's
+    per-event interface (e.g. for `eventsourcing.projection.ProjectionRunner`).
+    """
+
+    name = "csp_tracker_views"
+    topics = rows.MIGRATION_TOPICS
+
+    def __init__(self, view: ViewStore, app_name: str = "csp_tracker") -> None:
+        super().__init__(view)
+        self.app_name = app_name
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        items = [(tracking.notification_id, domain_event)]
+        with self.view.write() as c:
+            self.view._insert_tracking(c, tracking)  # type: ignore[attr-defined]
+            self.apply(c, items)
+
+    def process_batch(self, items: Sequence[Item], *, expected: int, last: int) -> None:
+        """Apply `items` (the Migration events among positions expected+1..last) exactly once."""
+        with self.view.write() as c:
+            self.view.guard(c, self.app_name, expected)
+            self.view._insert_tracking(c, Tracking(self.app_name, last))  # type: ignore[attr-defined]
+            self.apply(c, items)
+
+    # -- the work ----------------------------------------------------------------------------
+    def apply(
+        self,
+        c: Any,
+        items: Sequence[Item],
+        views: frozenset[str] = ALL_VIEWS,
+        states: dict[str, MigrationState] | None = None,
+    ) -> None:
+        """Write `views` for `items`. `states` (all states so far, kept by the caller) replaces
+        reading them from the migrations table: used to rebuild one view alone."""
+        if not items:
+            return
+        v = self.view
+        ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))
+        current = self._load(c, ids) if states is None else states
+        before = (
+            {i: rows.contribution(current[i]) for i in ids if i in current}
+            if "summary" in views
+            else {}
+        )
+        touched: dict[str, tuple[int, str, str]] = {}
+        audit: list[tuple[Any, ...]] = []
+        prev = self._last_hash(c) if "audit" in views else ""
+        for position, event in items:
+            mid = str(event.originator_id)
+            state = current.get(mid)
+            if state is None:
+                state = current[mid] = MigrationState()
+            event.evolve(state)
+            touched[mid] = (event.originator_version, event_type(event), rows.iso(event.timestamp))
+            if "audit" in views:
+                row = rows.audit_row(position, event, state.partner_id, state.tenant_id, prev)
+                prev = row["hash"]
+                audit.append(rows.audit_tuple(row))
+
+        if "migrations" in views:
+            c.executemany(
+                v.sql(_UPSERT_MIGRATION),
+                [rows.migration_row(m, current[m], *touched[m]) for m in touched],
+            )
+            self._delete_where_in(c, "migration_risks", "migration_id", ids)
+            risks = [r for m in ids for r in rows.risk_rows(m, current[m])]
+            if risks:
+                c.executemany(
+                    v.sql("INSERT INTO {migration_risks} (migration_id, risk) VALUES (?, ?)"),
+                    risks,
+                )
+        if "audit" in views:
+            c.executemany(v.sql(_INSERT_AUDIT), audit)
+        if "summary" in views:
+            self._summary(c, ids, current, before)
+
+    def _load(self, c: Any, ids: list[str]) -> dict[str, MigrationState]:
+        c.execute(
+            self.view.sql(f"SELECT id, state FROM {{migrations}} WHERE id IN ({_marks(ids)})"),
+            ids,
+        )
+        return {r["id"]: rows.load_state(r["state"]) for r in c.fetchall()}
+
+    def _last_hash(self, c: Any) -> str:
+        c.execute(self.view.sql("SELECT hash FROM {audit} ORDER BY position DESC LIMIT 1"))
+        row = c.fetchone()
+        return row["hash"] if row else rows.GENESIS_HASH
+
+    def _delete_where_in(self, c: Any, table: str, column: str, ids: list[str]) -> None:
+        c.execute(self.view.sql(f"DELETE FROM {{{table}}} WHERE {column} IN ({_marks(ids)})"), ids)
+
+    def _summary(
+        self,
+        c: Any,
+        ids: list[str],
+        current: dict[str, MigrationState],
+        before: dict[str, Counter[str]],
+    ) -> None:
+        v = self.view
+        # Counters: add each touched migration's new contribution, take away its old one.
+        deltas: dict[tuple[str, str], Decimal] = {}
+        for mid in ids:
+            partner = current[mid].partner_id
+            for metric, n in rows.contribution(current[mid]).items():
+                key = (partner, metric)
+                deltas[key] = deltas.get(key, Decimal(0)) + Decimal(n)
+            for metric, n in before.get(mid, Counter()).items():
+                key = (partner, metric)
+                deltas[key] = deltas.get(key, Decimal(0)) - Decimal(n)
+        deltas = {k: d for k, d in deltas.items() if d != 0}
+        if deltas:
+            partners = sorted({p for p, _ in deltas})
+            c.execute(
+                v.sql(
+                    "SELECT partner_id, metric, value FROM {summary} "
+                    f"WHERE partner_id IN ({_marks(partners)})"
+                ),
+                partners,
+            )
+            stored = {(r["partner_id"], r["metric"]): Decimal(r["value"]) for r in c.fetchall()}
+            upserts, deletes = [], []
+            for key, delta in sorted(deltas.items()):
+                value = stored.get(key, Decimal(0)) + delta
+                if value == 0:
+                    deletes.append(key)
+                else:
+                    upserts.append((*key, rows.decimal_text(value)))
+            if deletes:
+                c.executemany(
+                    v.sql("DELETE FROM {summary} WHERE partner_id = ? AND metric = ?"), deletes
+                )
+            if upserts:
+                c.executemany(
+                    v.sql(
+                        "INSERT INTO {summary} (partner_id, metric, value) VALUES (?, ?, ?) "
+                        "ON CONFLICT (partner_id, metric) DO UPDATE SET value = excluded.value"
+                    ),
+                    upserts,
+                )
+        # Originals still waiting for a replacement: the time-dependent part, counted at read.
+        self._delete_where_in(c, "summary_originals", "migration_id", ids)
+        originals = [r for m in ids for r in rows.open_unreplaced_originals(m, current[m])]
+        if originals:
+            c.executemany(
+                v.sql(
+                    "INSERT INTO {summary_originals} "
+                    "(migration_id, subscription_id, partner_id, term_end) VALUES (?, ?, ?, ?)"
+                ),
+                originals,
+            )
+
+
+def _marks(values: Iterable[Any]) -> str:
+    return ",".join("?" for _ in values)

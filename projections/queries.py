@@ -1,0 +1,300 @@
+"""Read queries over the views: dashboard lists, audit pages, export, verify, summary.
+
+Migrations come back as `domain.view.describe(...)` of the stored state at the caller's `now`,
+so time-dependent risk flags are evaluated at read time, never frozen at projection time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.rules import ENDING_SOON, GRACE_PERIOD, HORIZONS_DAYS
+from domain.view import describe
+from domain.vocabulary import Risk, Stage
+from projections import rows
+from projections.views import ViewStore
+
+TIMED_RISKS = frozenset(
+    {Risk.EXPIRING_UNREPLACED, Risk.AUTO_RENEW_ON, Risk.GRACE_PERIOD, Risk.DATA_LOSS}
+)
+PAGE = 1000
+
+
+def timed_risk_conditions(now: datetime) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """SQL over the stored dates equivalent to `rules.timed_risks` (which skips closed
+    migrations): risk -> (condition on the migrations table, parameters)."""
+    today = now.date()
+    soon = (today + ENDING_SOON).isoformat()
+    grace_from = (today - GRACE_PERIOD).isoformat()
+    return {
+        Risk.EXPIRING_UNREPLACED: ("closed = 0 AND next_term_end <= ?", (soon,)),
+        Risk.AUTO_RENEW_ON: ("closed = 0 AND auto_renew_term_end <= ?", (soon,)),
+        Risk.GRACE_PERIOD: ("closed = 0 AND expired_unreplaced_last >= ?", (grace_from,)),
+        Risk.DATA_LOSS: ("closed = 0 AND expired_unreplaced_first < ?", (grace_from,)),
+    }
+
+
+class Queries:
+    def __init__(self, view: ViewStore, app: Any) -> None:
+        self.view = view
+        self.app = app
+
+    # -- current state ------------------------------------------------------------------------
+    def get_migration(self, migration_id: str, *, now: datetime) -> dict | None:
+        found = self.view.fetch(
+            "SELECT id, version, state FROM {migrations} WHERE id = ?", (str(migration_id),)
+        )
+        if not found:
+            return None
+        r = found[0]
+        return describe(r["id"], r["version"], rows.load_state(r["state"]), now)
+
+    def list_migrations(
+        self,
+        *,
+        now: datetime,
+        partner_id: str | None = None,
+        stage: str | None = None,
+        risk: str | None = None,
+        tenant_id: str | None = None,
+        term_end_before: date | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict], str | None]:
+        """One page, in id order; the cursor is the last id of the page (None: no more)."""
+        where, params = [], []
+        if partner_id is not None:
+            where.append("partner_id = ?")
+            params.append(partner_id)
+        if stage is not None:
+            where.append("stage = ?")
+            params.append(stage)
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(tenant_id.lower())
+        if term_end_before is not None:
+            where.append("next_term_end < ?")
+            params.append(term_end_before.isoformat())
+        if text:
+            where.append(
+                "(LOWER(customer_name) LIKE ? OR LOWER(tenant_id) LIKE ? OR LOWER(id) LIKE ?)"
+            )
+            pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+            params += [pattern] * 3
+        if risk is not None:
+            timed = timed_risk_conditions(now)
+            if risk in timed:
+                condition, extra = timed[risk]
+                where.append(f"({condition})")
+                params += extra
+            else:
+                where.append(
+                    "EXISTS (SELECT 1 FROM {migration_risks} r "
+                    "WHERE r.migration_id = {migrations}.id AND r.risk = ?)"
+                )
+                params.append(risk)
+        if cursor:
+            where.append("id > ?")
+            params.append(cursor)
+        sql = "SELECT id, version, state FROM {migrations}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        found = self.view.fetch(sql, params)
+        items = [describe(r["id"], r["version"], rows.load_state(r["state"]), now) for r in found]
+        next_cursor = found[-1]["id"] if len(found) == limit and found else None
+        return items, next_cursor
+
+    # -- audit --------------------------------------------------------------------------------
+    def audit(
+        self,
+        *,
+        partner_id: str | None = None,
+        tenant_id: str | None = None,
+        migration_id: str | None = None,
+        principal: str | None = None,
+        role: str | None = None,
+        event_type: str | None = None,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+        after: int | None = None,
+        order: str = "asc",
+        limit: int = 100,
+    ) -> tuple[list[dict], int | None]:
+        """One page of audit rows in position order (`order` "asc" or "desc"); `after` is the
+        cursor returned by the previous page. recorded_from is inclusive, recorded_to exclusive."""
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be 'asc' or 'desc'")
+        where, params = [], []
+        for column, value in (
+            ("partner_id", partner_id),
+            ("tenant_id", tenant_id),
+            ("migration_id", None if migration_id is None else str(migration_id)),
+            ("principal", principal),
+            ("role", role),
+            ("event_type", event_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if recorded_from is not None:
+            where.append("recorded_at >= ?")
+            params.append(rows.iso(recorded_from))
+        if recorded_to is not None:
+            where.append("recorded_at < ?")
+            params.append(rows.iso(recorded_to))
+        if after is not None:
+            where.append("position > ?" if order == "asc" else "position < ?")
+            params.append(after)
+        sql = "SELECT * FROM {audit}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY position {order.upper()} LIMIT ?"
+        params.append(limit)
+        found = [rows.audit_dict(r) for r in self.view.fetch(sql, params)]
+        next_cursor = found[-1]["position"] if len(found) == limit and found else None
+        return found, next_cursor
+
+    def export(self, fmt: str, **audit_filters: Any) -> Iterator[str]:
+        """Every audit row matching the filters, as CSV (header first) or JSON Lines; pages of
+        1000 by position, so memory stays flat however many rows there are."""
+        if fmt not in ("csv", "jsonl"):
+            raise ValueError("fmt must be 'csv' or 'jsonl'")
+        audit_filters.pop("limit", None)
+        after = audit_filters.pop("after", None)
+        if fmt == "csv":
+            yield _csv_line(rows.AUDIT_COLUMNS)
+        while True:
+            page, after = self.audit(after=after, limit=PAGE, **audit_filters)
+            for row in page:
+                if fmt == "csv":
+                    yield _csv_line(
+                        rows.canonical(row[c]) if c == "payload" else row[c]
+                        for c in rows.AUDIT_COLUMNS
+                    )
+                else:
+                    yield rows.canonical(row) + "\n"
+            if after is None:
+                return
+
+    def verify(self, from_position: int | None = None) -> dict:
+        """Recompute the hash chain and compare each row with the event it came from."""
+        from projections.verify import verify
+
+        return verify(self.view, self.app, from_position)
+
+    # -- summary ------------------------------------------------------------------------------
+    def summary(self, *, now: datetime, partner_id: str | None = None) -> dict:
+        """Per partner and overall: stages, risk flags (timed ones at `now`), licenses,
+        originals ending unreplaced within each horizon, credits."""
+        only = " WHERE partner_id = ?" if partner_id is not None else ""
+        params: tuple[Any, ...] = (partner_id,) if partner_id is not None else ()
+        partners: dict[str, dict] = {}
+
+        def of(pid: str) -> dict:
+            if pid not in partners:
+                partners[pid] = _empty_summary()
+            return partners[pid]
+
+        for r in self.view.fetch("SELECT partner_id, metric, value FROM {summary}" + only, params):
+            _add_metric(of(r["partner_id"]), r["metric"], Decimal(r["value"]))
+
+        timed = timed_risk_conditions(now)
+        cases, case_params = [], []
+        for risk, (condition, extra) in timed.items():
+            cases.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {risk}")
+            case_params += extra
+        for r in self.view.fetch(
+            f"SELECT partner_id, {', '.join(cases)} FROM {{migrations}}{only} GROUP BY partner_id",
+            (*case_params, *params),
+        ):
+            for risk in timed:
+                if r[risk]:
+                    of(r["partner_id"])["risks"][str(risk)] = int(r[risk])
+
+        today = now.date()
+        horizon_cases = [
+            f"SUM(CASE WHEN term_end <= ? THEN 1 ELSE 0 END) AS d{days}" for days in HORIZONS_DAYS
+        ]
+        horizon_params = [(today + timedelta(days=d)).isoformat() for d in HORIZONS_DAYS]
+        where = " WHERE term_end >= ?" + (" AND partner_id = ?" if partner_id is not None else "")
+        for r in self.view.fetch(
+            f"SELECT partner_id, {', '.join(horizon_cases)} FROM {{summary_originals}}"
+            f"{where} GROUP BY partner_id",
+            (*horizon_params, today.isoformat(), *params),
+        ):
+            for days in HORIZONS_DAYS:
+                if r[f"d{days}"]:
+                    of(r["partner_id"])["ending_unreplaced"][str(days)] = int(r[f"d{days}"])
+
+        overall = _empty_summary()
+        for p in partners.values():
+            _merge(overall, p)
+        return {
+            "overall": _finish(overall),
+            "partners": {pid: _finish(p) for pid, p in sorted(partners.items())},
+        }
+
+
+def _empty_summary() -> dict:
+    return {
+        "migrations": 0,
+        "stages": {s.value: 0 for s in Stage},
+        "risks": {},
+        "licenses": {"original": 0, "provisioned": 0},
+        "ending_unreplaced": {str(d): 0 for d in HORIZONS_DAYS},
+        "credits": {"requested": 0, "granted": 0, "denied": 0, "granted_amount": {}},
+    }
+
+
+def _add_metric(s: dict, metric: str, value: Decimal) -> None:
+    kind, _, key = metric.partition(":")
+    if kind == "migrations":
+        s["migrations"] += int(value)
+    elif kind == "stage":
+        s["stages"][key] = s["stages"].get(key, 0) + int(value)
+    elif kind == "risk":
+        s["risks"][key] = s["risks"].get(key, 0) + int(value)
+    elif kind == "licenses":
+        s["licenses"][key] += int(value)
+    elif kind == "credits":
+        s["credits"][key] += int(value)
+    elif kind == "granted_amount":
+        amounts = s["credits"]["granted_amount"]
+        amounts[key] = amounts.get(key, Decimal(0)) + value
+
+
+def _merge(into: dict, s: dict) -> None:
+    into["migrations"] += s["migrations"]
+    for group in ("stages", "risks", "ending_unreplaced"):
+        for k, n in s[group].items():
+            into[group][k] = into[group].get(k, 0) + n
+    for k in ("original", "provisioned"):
+        into["licenses"][k] += s["licenses"][k]
+    for k in ("requested", "granted", "denied"):
+        into["credits"][k] += s["credits"][k]
+    amounts = into["credits"]["granted_amount"]
+    for cur, amount in s["credits"]["granted_amount"].items():
+        amounts[cur] = amounts.get(cur, Decimal(0)) + amount
+
+
+def _finish(s: dict) -> dict:
+    s["risks"] = dict(sorted(s["risks"].items()))
+    s["credits"]["granted_amount"] = {
+        cur: rows.decimal_text(Decimal(amount))
+        for cur, amount in sorted(s["credits"]["granted_amount"].items())
+    }
+    return s
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow("" if v is None else v for v in values)
+    return buffer.getvalue()

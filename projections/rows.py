@@ -1,0 +1,251 @@
+"""Pure functions from events and derived states to view rows: no SQL, no I/O.
+
+Everything a view stores is computed here from the domain's own fold (`event.evolve`) and rules
+(`standing_risks`); nothing re-implements a rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.migration import Migration, event_type
+from domain.rules import standing_risks
+from domain.state import MigrationState
+from domain.vocabulary import OriginalStatus
+
+MIGRATION_TOPIC_PREFIX = "csp_tracker.migration:"
+GENESIS_HASH = "0" * 64
+# Event attributes that are audit columns (or library bookkeeping), not payload.
+_NOT_PAYLOAD = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "principal",
+        "role",
+        "occurred_at",
+        "correlation_id",
+    }
+)
+AUDIT_COLUMNS = (
+    "position",
+    "recorded_at",
+    "occurred_at",
+    "migration_id",
+    "partner_id",
+    "tenant_id",
+    "event_type",
+    "principal",
+    "role",
+    "correlation_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out += _subclasses(sub)
+    return out
+
+
+MIGRATION_TOPICS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            c.TOPIC
+            for c in _subclasses(Migration.Event)
+            if getattr(c, "TOPIC", "").startswith(MIGRATION_TOPIC_PREFIX)
+        }
+    )
+)
+
+
+# -- canonical JSON ---------------------------------------------------------------------
+def iso(value: datetime) -> str:
+    """Fixed-width ISO-8601 UTC, so stored times sort as text exactly as they do in time."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    return value
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(
+        jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+# -- audit ------------------------------------------------------------------------------
+def payload(event: Migration.Event) -> dict[str, Any]:
+    return jsonable({k: v for k, v in event.__dict__.items() if k not in _NOT_PAYLOAD})
+
+
+def audit_row(
+    position: int, event: Migration.Event, partner_id: str, tenant_id: str, prev_hash: str
+) -> dict[str, Any]:
+    """The audit row of one event, with its link in the hash chain."""
+    row = {
+        "position": position,
+        "recorded_at": iso(event.timestamp),
+        "occurred_at": iso(event.occurred_at),
+        "migration_id": str(event.originator_id),
+        "partner_id": partner_id,
+        "tenant_id": tenant_id,
+        "event_type": event_type(event),
+        "principal": event.principal,
+        "role": event.role,
+        "correlation_id": event.correlation_id,
+        "payload": payload(event),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = chain_hash(row)
+    return row
+
+
+def chain_hash(row: dict[str, Any]) -> str:
+    """sha256(prev_hash || canonical_json(row without hash))."""
+    body = canonical({k: v for k, v in row.items() if k != "hash"})
+    return hashlib.sha256((row["prev_hash"] + body).encode()).hexdigest()
+
+
+def audit_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(canonical(row[c]) if c == "payload" else row[c] for c in AUDIT_COLUMNS)
+
+
+def audit_dict(stored: Any) -> dict[str, Any]:
+    """A stored audit row (mapping) as the API sees it: payload parsed back into a dict."""
+    row = {c: stored[c] for c in AUDIT_COLUMNS}
+    row["payload"] = json.loads(row["payload"])
+    return row
+
+
+# -- current state ----------------------------------------------------------------------
+def _min_iso(dates: list[date]) -> str | None:
+    return min(dates).isoformat() if dates else None
+
+
+def migration_row(
+    migration_id: str, state: MigrationState, version: int, last_type: str, last_at: str
+) -> tuple[Any, ...]:
+    """The `migrations` row: searchable columns plus the state itself (to evolve next time)."""
+    originals = list(state.originals.values())
+    active = OriginalStatus.ACTIVE.value
+    expired = [
+        o.term_end
+        for o in originals
+        if o.status == OriginalStatus.EXPIRED.value and o.replaced_by is None
+    ]
+    access = state.admin_access
+    next_end = state.next_term_end
+    return (
+        migration_id,
+        state.partner_id,
+        state.tenant_id,
+        state.customer_name,
+        state.customer_region,
+        state.stage,
+        int(state.closed is not None),
+        state.original_licenses,
+        state.provisioned_licenses,
+        canonical({o.subscription_id: o.status for o in originals}),
+        next_end.isoformat() if next_end else None,
+        _min_iso([o.term_end for o in originals if o.status == active and o.auto_renew]),
+        _min_iso(expired),
+        max(expired).isoformat() if expired else None,
+        int(access is not None),
+        iso(access.expires_at) if access is not None and access.expires_at else None,
+        version,
+        last_type,
+        last_at,
+        canonical(state.to_dict()),
+    )
+
+
+MIGRATION_COLUMNS = (
+    "id",
+    "partner_id",
+    "tenant_id",
+    "customer_name",
+    "customer_region",
+    "stage",
+    "closed",
+    "original_licenses",
+    "provisioned_licenses",
+    "original_statuses",
+    "next_term_end",
+    "auto_renew_term_end",
+    "expired_unreplaced_first",
+    "expired_unreplaced_last",
+    "delegated_admin",
+    "admin_expires_at",
+    "version",
+    "last_event_type",
+    "last_event_at",
+    "state",
+)
+
+
+def load_state(text: str) -> MigrationState:
+    return MigrationState.from_dict(json.loads(text))
+
+
+def risk_rows(migration_id: str, state: MigrationState) -> list[tuple[str, str]]:
+    return [(migration_id, r) for r in sorted(standing_risks(state))]
+
+
+# -- summary ----------------------------------------------------------------------------
+def contribution(state: MigrationState) -> Counter[str]:
+    """What one migration adds to its partner's time-independent summary counters."""
+    c: Counter[str] = Counter()
+    c["migrations"] += 1
+    c[f"stage:{state.stage}"] += 1
+    for risk in standing_risks(state):
+        c[f"risk:{risk}"] += 1
+    c["licenses:original"] += state.original_licenses
+    c["licenses:provisioned"] += state.provisioned_licenses
+    for original in state.originals.values():
+        if original.credit is not None:
+            c["credits:requested"] += 1
+            if original.credit in ("granted", "denied"):
+                c[f"credits:{original.credit}"] += 1
+    for currency, amount in state.credits_granted.items():
+        c[f"granted_amount:{currency}"] += amount  # type: ignore[assignment]
+    return c
+
+
+def open_unreplaced_originals(migration_id: str, state: MigrationState) -> list[tuple[Any, ...]]:
+    """Rows of `summary_originals`: originals still active and unreplaced in open migrations."""
+    if state.closed is not None:
+        return []
+    return [
+        (migration_id, o.subscription_id, state.partner_id, o.term_end.isoformat())
+        for o in state.originals.values()
+        if o.status == OriginalStatus.ACTIVE.value and o.replaced_by is None
+    ]
+
+
+def decimal_text(value: Decimal) -> str:
+    """One spelling per amount, whatever the order of additions that produced it."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text

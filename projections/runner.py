@@ -1,0 +1,251 @@
+"""Catch up, follow, rebuild: move the views along the application's notification log.
+
+One loop for both stores: read a page of notifications after the tracked position, apply it in
+one transaction, repeat; when the log is exhausted, sleep until woken. In-process, the tracker's
+`on_saved` hook wakes the loop; on PostgreSQL a LISTEN on the application's channel (the NOTIFY
+its recorder sends on every write) wakes runners in other processes too; otherwise a poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from domain.state import MigrationState
+from projections.projector import ALL_VIEWS, ReadModelProjection
+from projections.rows import MIGRATION_TOPIC_PREFIX
+from projections.schema import VIEWS
+from projections.views import TrackingConflict, ViewStore
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class Runner:
+    def __init__(
+        self,
+        app: Any,
+        view: ViewStore,
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.view = view
+        self.projection = ReadModelProjection(view, app.name)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.lock = threading.RLock()  # one batch at a time in this process
+        self.wake = threading.Event()
+        self.advanced = threading.Condition()
+        self.stopping = threading.Event()
+        self._position: int | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- positions --------------------------------------------------------------------------
+    def position(self) -> int:
+        return self.view.position(self.app.name)
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    # -- one batch ----------------------------------------------------------------------------
+    def step(self, stop: int | None = None) -> int:
+        """Apply the next page of the log; the number of notifications read (0: caught up)."""
+        with self.lock:
+            start = self._position if self._position is not None else self.position()
+            notifications = self.app.recorder.select_notifications(
+                start, self.batch_size, stop=stop, inclusive_of_start=False
+            )
+            if not notifications:
+                self._position = start
+                return 0
+            to_event = self.app.mapper.to_domain_event
+            items = [
+                (n.id, to_event(n))
+                for n in notifications
+                if n.topic.startswith(MIGRATION_TOPIC_PREFIX)
+            ]
+            last = notifications[-1].id
+            try:
+                self.projection.process_batch(items, expected=start, last=last)
+            except TrackingConflict:
+                # Another runner applied (some of) these first: nothing written; resume after it.
+                self._position = None
+                log.info("another runner advanced the views past %s; resuming after it", start)
+                return len(notifications)
+            self._position = last
+        with self.advanced:
+            self.advanced.notify_all()
+        return len(notifications)
+
+    def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
+        """Process until the log is exhausted (or `stop`); the number of notifications read."""
+        total = 0
+        head = stop if stop is not None else self.head()
+        while not self.stopping.is_set():
+            n = self.step(stop)
+            if n == 0:
+                break
+            total += n
+            if progress is not None:
+                progress(min(self._position or 0, head), head)
+        return total
+
+    # -- follow -------------------------------------------------------------------------------
+    def follow(self) -> None:
+        """Catch up, then follow new events until `stopping` is set. Errors are logged and
+        retried with a back-off, so a database restart does not end the runner."""
+        backoff = 0.1
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                n = self.step()
+            except (IntegrityError, OperationalError, OSError) as e:
+                self._position = None
+                log.warning("projector batch failed (%s); retrying in %.1fs", e, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                self._position = None
+                log.exception("projector batch failed; retrying in %.1fs", backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if n == 0:
+                self.wake.wait(self.poll_interval)
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self.stopping.clear()
+        self._threads = [threading.Thread(target=self.follow, name="projector", daemon=True)]
+        if isinstance(self.app.recorder, PostgresApplicationRecorder):
+            self._threads.append(
+                threading.Thread(target=self._listen, name="projector-listen", daemon=True)
+            )
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads = []
+
+    def _listen(self) -> None:
+        """Wake the loop on each NOTIFY the application's recorder sends after a write."""
+        recorder: PostgresApplicationRecorder = self.app.recorder
+        while not self.stopping.is_set():
+            try:
+                with self.view.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+                    conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=0.2, stop_after=1):
+                            self.wake.set()
+                    conn.execute(SQL("UNLISTEN {0}").format(Identifier(recorder.channel_name)))
+            except Exception as e:  # the poll still runs; try to listen again shortly
+                log.warning("LISTEN failed (%s); polling meanwhile", e)
+                self.stopping.wait(1.0)
+
+    def wait(self, position: int | None = None, timeout: float = 5.0) -> None:
+        target = self.head() if position is None else position
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.position() >= target:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                msg = f"views did not reach position {target} within {timeout}s"
+                raise TimeoutError(msg)
+            with self.advanced:
+                self.advanced.wait(min(remaining, 0.05))
+
+    # -- rebuild ------------------------------------------------------------------------------
+    def rebuild(self, view: str | None = None, progress: Progress | None = None) -> dict:
+        """Empty one view (or all) and re-project it from position 0."""
+        views = sorted(VIEWS) if view is None else [view]
+        unknown = set(views) - ALL_VIEWS
+        if unknown:
+            raise ValueError(f"unknown view {sorted(unknown)}; expected one of {sorted(VIEWS)}")
+        started = time.perf_counter()
+        with self.lock:
+            if view is None:
+                with self.view.write() as c:
+                    self.view.reset(c, self.app.name, views)
+                self._position = 0
+                events = self.catch_up(progress)
+            else:
+                events = self._rebuild_one(view, progress)
+        seconds = time.perf_counter() - started
+        return {
+            "events": events,
+            "seconds": round(seconds, 3),
+            "events_per_second": round(events / seconds, 1) if seconds > 0 else 0.0,
+        }
+
+    def _rebuild_one(self, view: str, progress: Progress | None) -> int:
+        """Re-project one view up to the tracked position, the others untouched. The derived
+        states are kept in memory instead of read from the migrations table (which may be the
+        view being rebuilt); each batch re-checks that no other runner moved the position."""
+        app = self.app.name
+        target = self.position()
+        with self.view.write() as c:
+            self.view.guard(c, app, target)
+            self.view.reset(c, app, [view])
+        states: dict[str, MigrationState] = {}
+        position, total = 0, 0
+        to_event = self.app.mapper.to_domain_event
+        while position < target:
+            notifications = self.app.recorder.select_notifications(
+                position, self.batch_size, stop=target, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            items = [
+                (n.id, to_event(n))
+                for n in notifications
+                if n.topic.startswith(MIGRATION_TOPIC_PREFIX)
+            ]
+            with self.view.write() as c:
+                self.view.guard(c, app, target)
+                self.projection.apply(c, items, frozenset([view]), states)
+            position = notifications[-1].id
+            total += len(notifications)
+            if progress is not None:
+                progress(position, target)
+        return total
+
+
+def text_progress(stream: TextIO = sys.stderr, width: int = 40) -> Progress:
+    """A one-line progress bar with the rate so far, redrawn in place."""
+    started = time.perf_counter()
+    first: list[int] = []
+
+    def show(done: int, total: int) -> None:
+        if not first:
+            first.append(done)
+        fraction = done / total if total else 1.0
+        filled = int(width * fraction)
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        rate = (done - 0) / elapsed
+        stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{fraction:6.1%} {rate:,.0f} events/s"
+        )
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show

@@ -1,0 +1,106 @@
+"""The read side's tables, the same on SQLite and PostgreSQL.
+
+Column types are the common subset of both stores (TEXT, BIGINT, INTEGER 0/1 for flags, ISO-8601
+text for dates and times, which sorts like the values it spells), so one set of statements, with
+only the table names qualified differently, serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# Each view and the tables it owns. `rebuild(view)` empties exactly these.
+VIEWS: dict[str, tuple[str, ...]] = {
+    "migrations": ("migrations", "migration_risks"),
+    "audit": ("audit",),
+    "summary": ("summary", "summary_originals"),
+}
+TABLES: tuple[str, ...] = tuple(t for tables in VIEWS.values() for t in tables)
+TABLE_PREFIX = "view_"
+
+_TABLES = {
+    "migrations": """(
+        id TEXT PRIMARY KEY,
+        partner_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        customer_name TEXT NOT NULL,
+        customer_region TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        closed INTEGER NOT NULL,
+        original_licenses BIGINT NOT NULL,
+        provisioned_licenses BIGINT NOT NULL,
+        original_statuses TEXT NOT NULL,
+        next_term_end TEXT,
+        auto_renew_term_end TEXT,
+        expired_unreplaced_first TEXT,
+        expired_unreplaced_last TEXT,
+        delegated_admin INTEGER NOT NULL,
+        admin_expires_at TEXT,
+        version BIGINT NOT NULL,
+        last_event_type TEXT NOT NULL,
+        last_event_at TEXT NOT NULL,
+        state TEXT NOT NULL
+    )""",
+    "migration_risks": """(
+        migration_id TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        PRIMARY KEY (migration_id, risk)
+    )""",
+    "audit": """(
+        position BIGINT PRIMARY KEY,
+        recorded_at TEXT NOT NULL,
+        occurred_at TEXT NOT NULL,
+        migration_id TEXT NOT NULL,
+        partner_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        role TEXT NOT NULL,
+        correlation_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
+    "summary": """(
+        partner_id TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (partner_id, metric)
+    )""",
+    "summary_originals": """(
+        migration_id TEXT NOT NULL,
+        subscription_id TEXT NOT NULL,
+        partner_id TEXT NOT NULL,
+        term_end TEXT NOT NULL,
+        PRIMARY KEY (migration_id, subscription_id)
+    )""",
+}
+
+# (index suffix, table, columns): every dashboard filter, and every audit filter paired with
+# the position so that "filter, then page by cursor" is one index range scan.
+_INDEXES = [
+    ("partner", "migrations", "partner_id, id"),
+    ("stage", "migrations", "stage, id"),
+    ("tenant", "migrations", "tenant_id, id"),
+    ("next_term_end", "migrations", "next_term_end"),
+    ("risk", "migration_risks", "risk, migration_id"),
+    ("partner", "audit", "partner_id, position"),
+    ("tenant", "audit", "tenant_id, position"),
+    ("migration", "audit", "migration_id, position"),
+    ("principal", "audit", "principal, position"),
+    ("role", "audit", "role, position"),
+    ("type", "audit", "event_type, position"),
+    ("recorded", "audit", "recorded_at, position"),
+    ("partner_end", "summary_originals", "partner_id, term_end"),
+]
+
+
+def create_statements(qualified: Callable[[str], str]) -> list[str]:
+    """CREATE statements; `qualified(table)` gives the name as used in SQL."""
+    statements = [f"CREATE TABLE IF NOT EXISTS {qualified(t)} {ddl}" for t, ddl in _TABLES.items()]
+    statements += [
+        f"CREATE INDEX IF NOT EXISTS {TABLE_PREFIX}{table}_{suffix} "
+        f"ON {qualified(table)} ({columns})"
+        for suffix, table, columns in _INDEXES
+    ]
+    return statements

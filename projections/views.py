@@ -1,0 +1,166 @@
+"""The view classes: the library's tracking recorders, extended with the read side's tables.
+
+One class per store, sharing everything but naming and placeholders (`ViewStore`). All three
+views and the tracking position are written in the same transaction, so each batch of events is
+applied exactly once: `guard()` locks the tracking row and checks it still holds the position
+the batch was read from, then the library's `_insert_tracking` moves it to the batch's end.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.sql import SQL
+
+from projections.schema import TABLE_PREFIX, TABLES, VIEWS, create_statements
+
+
+class TrackingConflict(IntegrityError):
+    """Another runner moved the tracked position first: re-read it and carry on."""
+
+
+_NAME = re.compile(r"\{(\w+)\}")
+
+
+class ViewStore:
+    """SQL shared by both stores. Templates use `?` placeholders and `{table}` names."""
+
+    placeholder = "?"
+    datastore: Any
+
+    def _qualified(self, table: str) -> str:
+        raise NotImplementedError
+
+    def _tracking_table(self) -> str:
+        raise NotImplementedError
+
+    def sql(self, template: str) -> str:
+        cache: dict[str, str] = self.__dict__.setdefault("_sql_cache", {})
+        text = cache.get(template)
+        if text is None:
+
+            def name(m: re.Match[str]) -> str:
+                key = m.group(1)
+                return self._tracking_table() if key == "tracking" else self._qualified(key)
+
+            text = _NAME.sub(name, template)
+            if self.placeholder != "?":
+                text = text.replace("?", self.placeholder)
+            cache[template] = text
+        return text
+
+    def marks(self, n: int) -> str:
+        return ",".join("?" * n)
+
+    # -- transactions ---------------------------------------------------------------------
+    def write(self) -> AbstractContextManager[Any]:
+        return self.datastore.transaction(commit=True)
+
+    def read(self) -> AbstractContextManager[Any]:
+        return self.datastore.transaction(commit=False)
+
+    def fetch(self, template: str, params: Any = ()) -> list[Any]:
+        with self.read() as c:
+            c.execute(self.sql(template), params)
+            return list(c.fetchall())
+
+    def fetch_iter(self, template: str, params: Any = ()) -> Iterator[Any]:
+        yield from self.fetch(template, params)
+
+    # -- tracking ---------------------------------------------------------------------------
+    def ensure_tracking_row(self, app_name: str) -> None:
+        """Start the tracked position at 0 so that `guard` always has a row to lock."""
+        with self.write() as c:
+            c.execute(
+                self.sql(
+                    "INSERT INTO {tracking} (application_name, notification_id) "
+                    "VALUES (?, 0) ON CONFLICT DO NOTHING"
+                ),
+                (app_name,),
+            )
+
+    def guard(self, c: Any, app_name: str, expected: int) -> None:
+        """Lock the tracking row; refuse if another runner moved it since we read it.
+
+        A write first, so SQLite takes its write lock before anything is read and PostgreSQL
+        makes a concurrent runner wait here, then re-check the condition against the row the
+        winner committed.
+        """
+        c.execute(
+            self.sql(
+                "UPDATE {tracking} SET notification_id = notification_id "
+                "WHERE application_name = ? AND notification_id = ? RETURNING notification_id"
+            ),
+            (app_name, expected),
+        )
+        if c.fetchone() is None:
+            msg = f"tracked position of {app_name} is no longer {expected}"
+            raise TrackingConflict(msg)
+
+    def position(self, app_name: str) -> int:
+        return self.max_tracking_id(app_name) or 0  # type: ignore[attr-defined]
+
+    def reset(self, c: Any, app_name: str, views: list[str]) -> None:
+        """Empty the tables of `views`; with all views, also move tracking back to 0."""
+        for view in views:
+            for table in VIEWS[view]:
+                self._empty(c, table)
+        if sorted(views) == sorted(VIEWS):
+            c.execute(
+                self.sql("UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"),
+                (app_name,),
+            )
+
+    def _empty(self, c: Any, table: str) -> None:
+        c.execute(self.sql(f"DELETE FROM {{{table}}}"))
+
+    def dump(self, app_name: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every view table in primary-key order, plus the tracked position: for comparisons."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        with self.read() as c:
+            for table in TABLES:
+                c.execute(self.sql(f"SELECT * FROM {{{table}}} ORDER BY 1, 2"))
+                out[table] = [tuple(dict(r).values()) for r in c.fetchall()]
+        out["tracking"] = [(self.position(app_name),)]
+        return out
+
+
+class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
+    """The views in the application's SQLite file (its tracking table is named `tracking`)."""
+
+    datastore: SQLiteDatastore
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *create_statements(self._qualified)]
+
+    def _qualified(self, table: str) -> str:
+        return TABLE_PREFIX + table
+
+    def _tracking_table(self) -> str:
+        return "tracking"
+
+
+class PostgresViews(ViewStore, PostgresTrackingRecorder):
+    """The views in the application's PostgreSQL schema (tracking table `<env name>_tracking`)."""
+
+    placeholder = "%s"
+    datastore: PostgresDatastore
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql_create_statements += [SQL(s) for s in create_statements(self._qualified)]
+
+    def _qualified(self, table: str) -> str:
+        return f'"{self.datastore.schema}"."{TABLE_PREFIX}{table}"'
+
+    def _tracking_table(self) -> str:
+        return f'"{self.datastore.schema}"."{self.tracking_table_name}"'
+
+    def _empty(self, c: Any, table: str) -> None:
+        c.execute(self.sql(f"TRUNCATE {{{table}}}"))
