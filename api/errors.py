@@ -3,6 +3,7 @@
 | raised                                   | status | error                       |
 |------------------------------------------|--------|-----------------------------|
 | InvalidInput, RuleViolated, validation   | 422    | its code / validation_error |
+| body that is not UTF-8 (FastAPI)         | 400    | invalid_body                |
 | NotPermitted, ApiError(read_only)        | 403    | role_not_permitted / ...    |
 | NotFound                                 | 404    | its code                    |
 | Conflict                                 | 409    | its code                    |
@@ -137,7 +138,8 @@ def register(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        names = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+        code = names.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     for exc_class in STORE_ERRORS:

@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.partner import Partner
 from domain.vocabulary import PARTNER_ROLES
 
 _NS = uuid5(NAMESPACE_URL, "urn:csp-tracker")
@@ -114,6 +115,11 @@ def issue_key(app: Application, name: str, role: str, partner_id: str | None) ->
         )
     if role != AUDITOR and not partner_id:
         raise InvalidInput("partner_required", f"a {role} key must be bound to a partner")
+    if partner_id:
+        try:
+            app.repository.get(Partner.key(partner_id))
+        except AggregateNotFoundError:
+            raise NotFound("unknown_partner", f"partner {partner_id!r} is not registered") from None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     digest = token_hash(token)
     for _attempt in range(3):

@@ -42,8 +42,8 @@ def _filters(
 
 @router.get("", response_model=AuditPage)
 def audit(
-    queries: QueriesDep,
     principal: CurrentPrincipal,
+    queries: QueriesDep,
     partner_id: Short = None,
     tenant_id: Short = None,
     migration_id: Short = None,
@@ -68,8 +68,8 @@ def audit(
 
 @router.get("/export", response_class=StreamingResponse)
 def export(
-    queries: QueriesDep,
     principal: CurrentPrincipal,
+    queries: QueriesDep,
     format: Literal["csv", "jsonl"] = "csv",
     partner_id: Short = None,
     tenant_id: Short = None,
@@ -94,6 +94,6 @@ def export(
 
 
 @router.get("/verify", response_model=Verification)
-def verify(queries: QueriesDep, principal: CurrentPrincipal) -> dict[str, Any]:
+def verify(principal: CurrentPrincipal, queries: QueriesDep) -> dict[str, Any]:
     """Recompute the audit hash chain; ok is false at the first row that does not match."""
     return queries.verify()

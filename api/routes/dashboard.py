@@ -15,8 +15,8 @@ router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"], responses=ERROR_R
 
 @router.get("/summary", response_model=dict[str, Any])
 def summary(
-    queries: QueriesDep,
     principal: CurrentPrincipal,
+    queries: QueriesDep,
     partner_id: Annotated[str | None, Query(max_length=100, description="Auditors")] = None,
 ) -> dict[str, Any]:
     """Counts of migrations by stage and risk flag; a partner key sees its own partner."""

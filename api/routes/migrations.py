@@ -181,8 +181,8 @@ def record_event(
 
 @router.get("", response_model=MigrationPage)
 def list_migrations(
-    queries: QueriesDep,
     principal: CurrentPrincipal,
+    queries: QueriesDep,
     stage: Annotated[str | None, Query(max_length=40)] = None,
     risk: Annotated[str | None, Query(max_length=60, description="A risk flag name")] = None,
     tenant_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -237,8 +237,8 @@ def get_migration(
 def history(
     migration_id: UUID,
     tracker: TrackerDep,
-    queries: QueriesDep,
     principal: CurrentPrincipal,
+    queries: QueriesDep,
     cursor: AuditCursor = None,
     order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
