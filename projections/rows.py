@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -73,7 +73,12 @@ MIGRATION_TOPICS: tuple[str, ...] = tuple(
 # -- canonical JSON ---------------------------------------------------------------------
 def iso(value: datetime) -> str:
     """Fixed-width ISO-8601 UTC, so stored times sort as text exactly as they do in time."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+_ZERO = timedelta(0)
 
 
 def jsonable(value: Any) -> Any:
@@ -90,15 +95,43 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(obj: Any) -> str:
-    return json.dumps(
-        jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    """Canonical JSON: sorted keys, no spaces, UTF-8 as is, times ISO UTC, Decimals as text."""
+    return _ENCODER.encode(jsonable(obj))
+
+
+def dumps(obj: Any) -> str:
+    """`canonical` for values already made of JSON types (skips the conversion walk)."""
+    return _ENCODER.encode(obj)
+
+
+def state_dict(value: Any) -> Any:
+    """`MigrationState.to_dict()`, without `dataclasses.asdict`'s deep copies (5x faster);
+    a test pins it to `to_dict()`."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: state_dict(v) for k, v in value.__dict__.items()}
+    if isinstance(value, dict):
+        return {k: state_dict(v) for k, v in value.items()}
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 # -- audit ------------------------------------------------------------------------------
 def payload(event: Migration.Event) -> dict[str, Any]:
-    return jsonable({k: v for k, v in event.__dict__.items() if k not in _NOT_PAYLOAD})
+    return {
+        k: v if type(v) in _PLAIN else jsonable(v)
+        for k, v in event.__dict__.items()
+        if k not in _NOT_PAYLOAD
+    }
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None)})
 
 
 def audit_row(
@@ -125,12 +158,12 @@ def audit_row(
 
 def chain_hash(row: dict[str, Any]) -> str:
     """sha256(prev_hash || canonical_json(row without hash))."""
-    body = canonical({k: v for k, v in row.items() if k != "hash"})
+    body = dumps({k: v for k, v in row.items() if k != "hash"})
     return hashlib.sha256((row["prev_hash"] + body).encode()).hexdigest()
 
 
 def audit_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(canonical(row[c]) if c == "payload" else row[c] for c in AUDIT_COLUMNS)
+    return tuple(dumps(row[c]) if c == "payload" else row[c] for c in AUDIT_COLUMNS)
 
 
 def audit_dict(stored: Any) -> dict[str, Any]:
@@ -168,7 +201,7 @@ def migration_row(
         int(state.closed is not None),
         state.original_licenses,
         state.provisioned_licenses,
-        canonical({o.subscription_id: o.status for o in originals}),
+        dumps({o.subscription_id: o.status for o in originals}),
         next_end.isoformat() if next_end else None,
         _min_iso([o.term_end for o in originals if o.status == active and o.auto_renew]),
         _min_iso(expired),
@@ -178,7 +211,7 @@ def migration_row(
         version,
         last_type,
         last_at,
-        canonical(state.to_dict()),
+        dumps(state_dict(state)),
     )
 
 
