@@ -1,0 +1,70 @@
+"""Fixtures of the read-side tests: a tracker with partners, and its read side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from domain.application import Tracker
+from projections import ReadSide
+from tests.factories import SALES
+
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
+
+
+@pytest.fixture
+def app(tracker: Tracker) -> Tracker:
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    tracker.register_partner("northwind", "Northwind CSP", "north_america")
+    return tracker
+
+
+@pytest.fixture
+def read_side(app: Tracker, store_env: dict[str, str]) -> Iterator[ReadSide]:
+    side = ReadSide(app, store_env, batch_size=50)
+    try:
+        yield side
+    finally:
+        side.close()
+
+
+def request(
+    app: Tracker,
+    tenant: str = "contoso.onmicrosoft.com",
+    partner: str = "fabrikam",
+    name: str = "Contoso Ltd",
+):
+    region = "europe" if partner == "fabrikam" else "north_america"
+    return app.request_relationship(
+        SALES,
+        partner_id=partner,
+        tenant_id=tenant,
+        customer_name=name,
+        customer_region=region,
+        channel="direct",
+    ).migration.id
+
+
+def record_original(
+    app: Tracker,
+    mid,
+    sub: str = "orig-1",
+    *,
+    licenses: int = 25,
+    term_end: date | None = None,
+    via: str = "m365_admin_portal",
+):
+    return app.record_original(
+        mid,
+        SALES,
+        subscription_id=sub,
+        offer_id="O365_E3",
+        offer_name="Office 365 E3",
+        licenses=licenses,
+        term_end=term_end or TODAY + timedelta(days=120),
+        purchased_via=via,
+        billing_cycle="annual",
+    )
