@@ -1,0 +1,151 @@
+"""Property: for random command sequences, the views equal the domain's own derived state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.errors import DomainError
+from domain.state import replay
+from domain.view import describe
+from tests.factories import ADMIN, BILLING, SALES
+from tests.projections.conftest import NOW, TODAY
+from tests.projections.expected import summary_of
+
+OPS = [
+    "original",
+    "accept",
+    "grant_admin",
+    "remove_admin",
+    "disable_auto_renew",
+    "retire_offer",
+    "provision",
+    "reassign",
+    "change_licenses",
+    "expire",
+    "cancel",
+    "request_credit",
+    "resolve_credit",
+    "deny_credit",
+    "abandon",
+    "note",
+]
+op = st.tuples(
+    st.integers(0, 2),  # migration slot
+    st.sampled_from(OPS),
+    st.integers(0, 2),  # original index
+    st.integers(-60, 200),  # days (term ends, expiries)
+    st.integers(1, 40),  # licenses
+)
+
+
+def run(app, partner: str, ops) -> list:
+    slots: dict[int, uuid.UUID] = {}
+    for slot, name, k, days, licenses in ops:
+        try:
+            if slot not in slots:
+                slots[slot] = app.request_relationship(
+                    SALES,
+                    partner_id=partner,
+                    tenant_id=f"{partner}-{slot}.example",
+                    customer_name=f"Customer {slot}",
+                    customer_region="europe",
+                    channel="direct",
+                ).migration.id
+            mid, sub = slots[slot], f"o{k}"
+            if name == "original":
+                app.record_original(
+                    mid,
+                    SALES,
+                    subscription_id=sub,
+                    offer_id=f"OFFER{k}",
+                    offer_name="Offer",
+                    licenses=licenses,
+                    term_end=TODAY + timedelta(days=days),
+                    purchased_via="m365_admin_portal" if k != 1 else "other_partner",
+                    billing_cycle="annual",
+                    auto_renew=days % 2 == 0,
+                )
+            elif name == "accept":
+                app.accept_invitation(mid, ADMIN, accepted_by="ga@example")
+            elif name == "grant_admin":
+                app.grant_admin_access(
+                    mid, ADMIN, kind="gdap", expires_at=NOW + timedelta(days=abs(days) + 1)
+                )
+            elif name == "remove_admin":
+                app.remove_admin_access(mid, ADMIN)
+            elif name == "disable_auto_renew":
+                app.disable_auto_renew(mid, ADMIN, subscription_id=sub)
+            elif name == "retire_offer":
+                app.retire_offer(mid, ADMIN, subscription_id=sub)
+            elif name == "provision":
+                app.provision_subscription(
+                    mid,
+                    SALES,
+                    subscription_id=f"c{k}",
+                    replaces=sub,
+                    offer_id=f"OFFER{k}" if days % 3 else "OTHER",
+                    offer_name="Offer",
+                    licenses=licenses,
+                )
+            elif name == "reassign":
+                app.reassign_licenses(mid, ADMIN, subscription_id=f"c{k}")
+            elif name == "change_licenses":
+                app.change_licenses(mid, ADMIN, subscription_id=f"c{k}", licenses=licenses)
+            elif name == "expire":
+                app.record_expiry(mid, ADMIN, subscription_id=sub)
+            elif name == "cancel":
+                app.record_cancellation(mid, ADMIN, subscription_id=sub, cancelled_by="customer")
+            elif name == "request_credit":
+                app.request_credit(mid, BILLING, subscription_id=sub, requested_by="customer")
+            elif name == "resolve_credit":
+                app.resolve_credit(
+                    mid,
+                    BILLING,
+                    subscription_id=sub,
+                    outcome="granted",
+                    amount=Decimal(licenses) / 4,
+                    currency="EUR" if k else "USD",
+                )
+            elif name == "deny_credit":
+                app.resolve_credit(mid, BILLING, subscription_id=sub, outcome="denied")
+            elif name == "abandon":
+                app.abandon(mid, ADMIN, reason="test")
+            elif name == "note":
+                app.add_note(mid, ADMIN, text="note")
+        except DomainError:
+            pass
+    return list(slots.values())
+
+
+class TestForRandomCommandSequences:
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(ops=st.lists(op, min_size=1, max_size=30), days_later=st.sampled_from([0, 25, 95]))
+    def test_views_equal_replayed_states_and_counts(self, app, read_side, ops, days_later):
+        partner = f"p{uuid.uuid4().hex[:10]}"
+        app.register_partner(partner, "Partner", "europe")
+        ids = run(app, partner, ops)
+        read_side.catch_up()
+        now = NOW + timedelta(days=days_later)
+
+        states = {}
+        for mid in ids:
+            events = app.history(mid)
+            states[mid] = replay(events)
+            expected = describe(mid, events[-1].originator_version, states[mid], now)
+            assert read_side.queries.get_migration(str(mid), now=now) == expected
+        listed, _ = read_side.queries.list_migrations(now=now, partner_id=partner, limit=10)
+        assert {m["id"] for m in listed} == {str(i) for i in ids}
+
+        summary = read_side.queries.summary(now=now, partner_id=partner)
+        assert summary["partners"].get(partner, None) == (
+            summary_of(list(states.values()), now) if ids else None
+        )
