@@ -55,8 +55,8 @@ def create_app(
                 read_side.start()
             yield
         finally:
-            if read_side is not None and settings.run_projections:
-                read_side.stop()
+            if read_side is not None:
+                read_side.close()  # stops the projector if running, closes the views' pool
             tracker.close()
 
     app = FastAPI(

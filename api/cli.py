@@ -58,9 +58,13 @@ def _read_side(args: argparse.Namespace) -> Iterator[Any]:
 
     env = _settings(args).eventsourcing_env()
     tracker = Tracker(env=env)
+    read_side = None
     try:
-        yield ReadSide(tracker, env)
+        read_side = ReadSide(tracker, env)
+        yield read_side
     finally:
+        if read_side is not None:
+            read_side.close()
         tracker.close()
 
 

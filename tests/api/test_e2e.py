@@ -1,0 +1,182 @@
+"""End to end: `csp-tracker serve` as a real uvicorn process on loopback, driven over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED
+
+START_TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(store_env: dict[str, str]) -> dict[str, str]:
+    """CSP_TRACKER_* variables selecting the same store as the eventsourcing env."""
+    if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return {
+            "CSP_TRACKER_STORE": "sqlite",
+            "CSP_TRACKER_SQLITE_PATH": store_env["SQLITE_DBNAME"],
+        }
+    return {
+        "CSP_TRACKER_STORE": "postgres",
+        "CSP_TRACKER_POSTGRES_HOST": store_env["POSTGRES_HOST"],
+        "CSP_TRACKER_POSTGRES_PORT": store_env["POSTGRES_PORT"],
+        "CSP_TRACKER_POSTGRES_DB": store_env["POSTGRES_DBNAME"],
+        "CSP_TRACKER_POSTGRES_USER": store_env["POSTGRES_USER"],
+        "CSP_TRACKER_POSTGRES_PASSWORD": store_env["POSTGRES_PASSWORD"],
+        "CSP_TRACKER_POSTGRES_SCHEMA": store_env["POSTGRES_SCHEMA"],
+    }
+
+
+class Server:
+    def __init__(self, url: str, output: Path, env: dict[str, str]) -> None:
+        self.url, self.output, self.env = url, output, env
+
+    def keys(self) -> dict[str, str]:
+        return dict(re.findall(r"^\s+(demo-\S+)\s+(csp_\S+)$", self.output.read_text(), re.M))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def server(store_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    port = _free_port()
+    env = {**os.environ, **settings_env(store_env), "PYTHONUNBUFFERED": "1"}
+    output = tmp_path / "serve.out"
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited early:\n{output.read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve did not start:\n{output.read_text()}")
+            time.sleep(0.2)
+        yield Server(url, output, env)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_ready(client: httpx.Client) -> None:
+    """Until /readyz is 200 and every view has caught up with the store."""
+    deadline = time.monotonic() + 15
+    while True:
+        response = client.get("/readyz")
+        if response.status_code == 200 and not any(
+            v["lag"] for v in response.json()["views"].values()
+        ):
+            return
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
+
+
+class TestAServedTracker:
+    def test_loads_the_demo_and_prints_docs_url_and_keys(self, server):
+        assert f"OpenAPI docs: {server.url}/docs" in server.output.read_text()
+        keys = server.keys()
+        assert {"demo-fabrikam-account", "demo-auditor"} <= set(keys)
+        auditor = {"Authorization": f"Bearer {keys['demo-auditor']}"}
+        with httpx.Client(base_url=server.url, headers=auditor, timeout=10) as client:
+            _wait_ready(client)
+            summary = client.get("/v1/dashboard/summary").json()
+            assert summary["overall"]["migrations"] >= 30
+            assert all(summary["overall"]["stages"].values())
+            assert client.get("/docs").status_code == 200
+            assert client.get("/openapi.json").json()["info"]["title"]
+
+    def test_the_seed_walkthrough(self, server):
+        created = server.cli("keys", "create", "--name", "e2e", "--role", "account_admin",
+                             "--partner", "fabrikam")  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        token = created.stdout.strip()
+        headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": "e2e-1"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            body = {
+                "tenant_id": "e2e.onmicrosoft.com",
+                "customer_name": "E2E Ltd",
+                "customer_region": "europe",
+                "channel": "direct",
+            }
+            response = client.post("/v1/migrations", json=body)
+            assert response.status_code == 201, response.text
+            assert response.headers["x-correlation-id"] == "e2e-1"
+            migration_id = response.json()["id"]
+            for event in (ORIGINAL, ACCEPTED, PROVISIONED, CANCELLED):
+                version = response.headers["ETag"]
+                response = client.post(
+                    f"/v1/migrations/{migration_id}/events",
+                    json=event,
+                    headers={"If-Match": version, "Idempotency-Key": event["type"]},
+                )
+                assert response.status_code == 201, response.text
+            assert response.json()["state"]["stage"] == "completed"
+            stale = client.post(
+                f"/v1/migrations/{migration_id}/events",
+                json={"type": "note_added", "text": "late"},
+                headers={"If-Match": "1"},
+            )
+            assert stale.status_code == 412
+            _wait_ready(client)
+            rows = client.get(f"/v1/migrations/{migration_id}/history").json()["items"]
+            assert rows[-1]["event_type"] == "migration_completed"
+            with client.stream("GET", "/v1/audit/export", params={"format": "csv"}) as export:
+                text = "".join(export.iter_text())
+            assert migration_id in text
+            assert client.get("/v1/audit/verify").json()["ok"] is True
+
+        exported = server.cli("export", "--format", "csv", "--migration", migration_id)
+        assert exported.returncode == 0, exported.stderr
+        assert len(list(csv.DictReader(io.StringIO(exported.stdout)))) == 6
+        verified = server.cli("verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    def test_partner_isolation_over_the_wire(self, server):
+        keys = server.keys()
+        a = {"Authorization": f"Bearer {keys['demo-fabrikam-account']}"}
+        b = {"Authorization": f"Bearer {keys['demo-northwind-account']}"}
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            _wait_ready(client)
+            mine = client.get("/v1/migrations", headers=a).json()["items"][0]["id"]
+            assert client.get(f"/v1/migrations/{mine}", headers=b).status_code == 404
+            assert client.get("/v1/migrations").status_code == 401
