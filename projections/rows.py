@@ -97,6 +97,8 @@ def jsonable(value: Any) -> Any:
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
+_STATE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, UTF-8 as is, times ISO UTC, Decimals as text."""
@@ -211,7 +213,8 @@ def migration_row(
         version,
         last_type,
         last_at,
-        dumps(state_dict(state)),
+        # Not sorted: the order of originals and replacements is part of the state.
+        _STATE_ENCODER.encode(state_dict(state)),
     )
 
 

@@ -16,7 +16,12 @@ from tests.factories import ADMIN, BILLING, SALES
 from tests.projections.conftest import NOW, TODAY
 from tests.projections.expected import summary_of
 
+# Weighted so that sequences reach provisioning, endings and credits often.
 OPS = [
+    *["original"] * 4,
+    *["provision"] * 4,
+    *["accept", "cancel", "expire", "disable_auto_renew", "request_credit"] * 2,
+    *["resolve_credit", "reassign", "change_licenses"] * 2,
     "original",
     "accept",
     "grant_admin",
@@ -35,9 +40,9 @@ OPS = [
     "note",
 ]
 op = st.tuples(
-    st.integers(0, 2),  # migration slot
+    st.integers(0, 1),  # migration slot
     st.sampled_from(OPS),
-    st.integers(0, 2),  # original index
+    st.integers(0, 1),  # original index
     st.integers(-60, 200),  # days (term ends, expiries)
     st.integers(1, 40),  # licenses
 )
@@ -124,15 +129,29 @@ def run(app, partner: str, ops) -> list:
 
 class TestForRandomCommandSequences:
     @settings(
-        max_examples=25,
+        max_examples=40,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(ops=st.lists(op, min_size=1, max_size=30), days_later=st.sampled_from([0, 25, 95]))
-    def test_views_equal_replayed_states_and_counts(self, app, read_side, ops, days_later):
+    @given(
+        setup=st.lists(
+            st.tuples(
+                st.integers(0, 1),
+                st.sampled_from(["original", "original", "accept"]),
+                st.integers(0, 1),
+                st.integers(-60, 200),
+                st.integers(1, 40),
+            ),
+            min_size=3,
+            max_size=6,
+        ),
+        ops=st.lists(op, min_size=1, max_size=40),
+        days_later=st.sampled_from([0, 25, 95]),
+    )
+    def test_views_equal_replayed_states_and_counts(self, app, read_side, setup, ops, days_later):
         partner = f"p{uuid.uuid4().hex[:10]}"
         app.register_partner(partner, "Partner", "europe")
-        ids = run(app, partner, ops)
+        ids = run(app, partner, setup + ops)
         read_side.catch_up()
         now = NOW + timedelta(days=days_later)
 
@@ -149,3 +168,29 @@ class TestForRandomCommandSequences:
         assert summary["partners"].get(partner, None) == (
             summary_of(list(states.values()), now) if ids else None
         )
+
+
+class TestForAGeneratedPortfolio:
+    """The benchmark generator walks migrations through every step, credits and completion
+    included: a broader, deterministic complement to the random sequences above."""
+
+    def test_every_migration_and_the_summary_match_the_domain(self, app, read_side):
+        from bench.generate import generate
+
+        generate(app, 1500, seed=11)
+        read_side.catch_up()
+        for days_later in (0, 40):
+            now = NOW + timedelta(days=days_later)
+            states, cursor = {}, None
+            while True:
+                page, cursor = read_side.queries.list_migrations(now=now, limit=200, cursor=cursor)
+                for item in page:
+                    migration = app.get(uuid.UUID(item["id"]))
+                    states[item["id"]] = migration.state
+                    assert item == describe(item["id"], migration.version, migration.state, now)
+                if cursor is None:
+                    break
+            summary = read_side.queries.summary(now=now)
+            assert summary["overall"] == summary_of(list(states.values()), now)
+            assert summary["overall"]["credits"]["granted"] > 0
+            assert summary["overall"]["stages"]["completed"] > 0

@@ -1,0 +1,32 @@
+"""Row encoding (no store): the state a row keeps and the canonical JSON of the audit chain."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from projections import rows
+from tests.factories import accepted, provisioned, requested, with_original
+
+
+class TestWhenAStateIsStored:
+    def test_the_row_state_is_the_domains_own_to_dict_in_the_same_order(self):
+        m = provisioned(accepted(with_original(with_original(requested(), "b"), "a")), "c", "a")
+        stored = json.loads(rows.migration_row(str(m.id), m.state, m.version, "x", "y")[-1])
+        assert stored == m.state.to_dict()
+        assert list(rows.load_state(json.dumps(stored)).originals) == ["b", "a"]
+
+
+class TestCanonicalJson:
+    def test_sorts_keys_and_spells_times_in_utc_and_decimals_as_text(self):
+        cet = timezone(timedelta(hours=1))
+        text = rows.canonical(
+            {"b": Decimal("1.50"), "a": datetime(2026, 1, 1, 1, tzinfo=cet), "d": date(2026, 2, 3)}
+        )
+        assert text == '{"a":"2026-01-01T00:00:00.000000+00:00","b":"1.50","d":"2026-02-03"}'
+
+    def test_times_sort_as_text_in_time_order(self):
+        t = datetime(2026, 1, 1, tzinfo=UTC)
+        later = t + timedelta(microseconds=1)
+        assert rows.iso(t) < rows.iso(later)
