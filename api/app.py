@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
-from api.deps import KeyCache
+from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
 from api.routes import audit, dashboard, health, migrations
 from api.settings import Settings
@@ -66,6 +66,7 @@ def create_app(
         "record of each step, its risks, and an audit trail. Authenticate with "
         "`Authorization: Bearer <key>` (`csp-tracker keys create`).",
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -125,3 +125,10 @@ CorrelationId = Annotated[str, Depends(correlation_id)]
 AuditCursor = Annotated[
     str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page")
 ]
+
+
+def reject_nul(request: Request) -> None:
+    """Query strings with NUL characters are refused (PostgreSQL text cannot hold them)."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise ApiError(422, "invalid_input", "query parameters must not contain NUL", name=name)

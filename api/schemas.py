@@ -19,10 +19,17 @@ def _plausible(value: date | datetime) -> date | datetime:
     return value
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it at the door rather than in a projection.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 When = Annotated[AwareDatetime, AfterValidator(_plausible)]
 Day = Annotated[date, AfterValidator(_plausible)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+LongText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_no_nul)]
 Licenses = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
