@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -136,13 +137,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         "recorded_from": args.recorded_from,
         "recorded_to": args.recorded_to,
     }
-    lines = 0
+    lines, next_report = 0, 1000
     with _read_side(args) as read_side:
         for chunk in read_side.queries.export(args.format, **filters):
             sys.stdout.write(chunk)
             lines += chunk.count("\n")
-            if lines % 1000 < chunk.count("\n") or lines < 2:
+            if lines >= next_report:
                 sys.stderr.write(f"\rexported {lines} lines")
+                next_report += 1000
     sys.stdout.flush()
     sys.stderr.write(f"\rexported {lines} lines\n")
     return 0
@@ -260,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # e.g. `csp-tracker export | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except DomainError as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
         return 2
