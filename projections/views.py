@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -144,6 +144,16 @@ class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
 
     def _tracking_table(self) -> str:
         return "tracking"
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        # synchronous=NORMAL on the views' own connections: in WAL mode a commit is still
+        # atomic (rows and tracking position together); only a power cut may undo the last
+        # batches, which are then simply projected again. The events' connections keep FULL.
+        with self.datastore.get_connection(commit=True) as conn:
+            conn._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+            with conn.transaction(commit=True) as c:
+                yield c
 
 
 class PostgresViews(ViewStore, PostgresTrackingRecorder):
