@@ -80,7 +80,7 @@ class ReadModelProjection(Projection[ViewStore]):
         if not items:
             return
         v = self.view
-        ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))
+        ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))  # first-seen order
         current = self._load(c, ids) if states is None else states
         before = (
             {i: rows.contribution(current[i]) for i in ids if i in current}
@@ -90,17 +90,20 @@ class ReadModelProjection(Projection[ViewStore]):
         touched: dict[str, tuple[int, str, str]] = {}
         audit: list[tuple[Any, ...]] = []
         prev = self._last_hash(c) if "audit" in views else ""
+        with_audit = "audit" in views
         for position, event in items:
             mid = str(event.originator_id)
             state = current.get(mid)
             if state is None:
                 state = current[mid] = MigrationState()
             event.evolve(state)
-            touched[mid] = (event.originator_version, event_type(event), rows.iso(event.timestamp))
-            if "audit" in views:
-                row = rows.audit_row(position, event, state.partner_id, state.tenant_id, prev)
-                prev = row["hash"]
-                audit.append(rows.audit_tuple(row))
+            recorded_at = rows.iso(event.timestamp)
+            touched[mid] = (event.originator_version, event_type(event), recorded_at)
+            if with_audit:
+                record, prev = rows.audit_record(
+                    position, event, mid, recorded_at, state.partner_id, state.tenant_id, prev
+                )
+                audit.append(record)
 
         if "migrations" in views:
             c.executemany(

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from projections import rows
-from tests.factories import accepted, provisioned, requested, with_original
+from tests.factories import ADMIN, accepted, provisioned, requested, with_original
 
 
 class TestWhenAStateIsStored:
@@ -30,3 +30,22 @@ class TestCanonicalJson:
         t = datetime(2026, 1, 1, tzinfo=UTC)
         later = t + timedelta(microseconds=1)
         assert rows.iso(t) < rows.iso(later)
+
+
+class TestWhenTheProjectorBuildsAnAuditRecord:
+    def test_its_fast_path_equals_the_reference_row_and_hash(self):
+        m = with_original(requested())
+        m.add_note(ADMIN, text='quote " backslash \\ «ü» \u2028 tab\t')
+        for position, event in enumerate(m.collect_events(), start=7):
+            reference = rows.audit_row(position, event, "fabrikam", "contoso", "ab" * 32)
+            record, digest = rows.audit_record(
+                position,
+                event,
+                str(event.originator_id),
+                rows.iso(event.timestamp),
+                "fabrikam",
+                "contoso",
+                "ab" * 32,
+            )
+            assert record == rows.audit_tuple(reference)
+            assert digest == reference["hash"]
