@@ -17,15 +17,20 @@ from domain.context import Context
 CTX = Context("bench@fabrikam", "account_admin")
 
 
-def open_migrations(tracker: Tracker, count: int) -> list:
-    """Ids of `count` open migrations (the generator leaves some open)."""
-    generate(tracker, count * 12)
-    ids = []
-    for notification in tracker.recorder.select_notifications(
-        start=None, limit=10**7, topics=["csp_tracker.migration:relationship_requested"]
-    ):
-        ids.append(notification.originator_id)
-    open_ids = [i for i in ids if not tracker.get(i).is_closed]
+def open_migrations(tracker: Tracker, count: int, partner_id: str = "fabrikam") -> list:
+    """Ids of `count` open migrations of one partner (the generator leaves some open)."""
+    generate(tracker, count * 40)
+    ids = [
+        n.originator_id
+        for n in tracker.recorder.select_notifications(
+            start=None, limit=10**7, topics=["csp_tracker.migration:relationship_requested"]
+        )
+    ]
+    open_ids = []
+    for mid in ids:
+        m = tracker.get(mid)
+        if not m.is_closed and m.state.partner_id == partner_id:
+            open_ids.append(mid)
     return open_ids[:count]
 
 
@@ -80,8 +85,14 @@ def main() -> None:
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     out = {k: measure(k, args.events, args.runs) for k in kinds}
     rows = [
-        [k, v["raw_save"], v["command"], v["command_cached"],
-         v["command"] / v["raw_save"], v["command_cached"] / v["raw_save"]]
+        [
+            k,
+            v["raw_save"],
+            v["command"],
+            v["command_cached"],
+            v["command"] / v["raw_save"],
+            v["command_cached"] / v["raw_save"],
+        ]
         for k, v in out.items()
     ]
     table(

@@ -45,17 +45,26 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
     billing = Context(f"billing@{pid}", "billing_agent")
     tenant = f"customer{n}.onmicrosoft.com"
     m = Migration.request_relationship(
-        sales, partner_id=pid, partner_region=region, tenant_id=tenant,
-        customer_name=f"Customer {n} Ltd", customer_region=region,
-        channel=rng.choice(["direct", "other_partner", "other_channel"]), multi_partner=False,
+        sales,
+        partner_id=pid,
+        partner_region=region,
+        tenant_id=tenant,
+        customer_name=f"Customer {n} Ltd",
+        customer_region=region,
+        channel=rng.choice(["direct", "other_partner", "other_channel"]),
+        multi_partner=False,
     )
     claim = TenantClaim.open(pid, tenant, m.id)
     subs = [f"orig-{i}" for i in range(rng.randint(1, 3))]
     for sub in subs:
         offer = rng.choice(OFFERS)
         m.record_original(
-            sales, subscription_id=sub, offer_id=offer[0], offer_name=offer[1],
-            licenses=rng.randint(5, 300), term_end=today + timedelta(days=rng.randint(-20, 200)),
+            sales,
+            subscription_id=sub,
+            offer_id=offer[0],
+            offer_name=offer[1],
+            licenses=rng.randint(5, 300),
+            term_end=today + timedelta(days=rng.randint(-20, 200)),
             purchased_via=rng.choice(["m365_admin_portal", "other_partner", "other_channel"]),
             billing_cycle=rng.choice(["monthly", "annual"]),
         )
@@ -64,9 +73,7 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
         return m, claim
     m.accept_invitation(admin, accepted_by=f"ga@{tenant}")
     if rng.random() < 0.4:
-        m.grant_admin_access(
-            admin, kind="gdap", expires_at=datetime.now(UTC) + timedelta(days=365)
-        )
+        m.grant_admin_access(admin, kind="gdap", expires_at=datetime.now(UTC) + timedelta(days=365))
     m.add_note(sales, text="kick-off call held with the customer")
     if depth < 0.2:
         return m, claim
@@ -74,7 +81,10 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
         original = m.state.originals[sub]
         short = rng.random() < 0.1
         m.provision_subscription(
-            sales, subscription_id=f"csp-{n}-{i}", replaces=sub, offer_id=original.offer_id,
+            sales,
+            subscription_id=f"csp-{n}-{i}",
+            replaces=sub,
+            offer_id=original.offer_id,
             offer_name=original.offer_name,
             licenses=original.licenses - (1 if short else 0),
         )
@@ -90,8 +100,11 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
             if original.purchased_via == "m365_admin_portal":
                 m.request_credit(billing, subscription_id=sub, requested_by="customer")
                 m.resolve_credit(
-                    billing, subscription_id=sub, outcome="granted",
-                    amount=Decimal(rng.randint(10, 500)), currency="EUR",
+                    billing,
+                    subscription_id=sub,
+                    outcome="granted",
+                    amount=Decimal(rng.randint(10, 500)),
+                    currency="EUR",
                 )
         if m.is_closed:
             break
@@ -150,8 +163,10 @@ def main() -> None:
         start = time.perf_counter()
         result = generate(tracker, args.events)
         seconds = time.perf_counter() - start
-        print(f"{result.events} events in {result.migrations} migrations: "
-              f"{result.events / seconds:,.0f} events/s")
+        print(
+            f"{result.events} events in {result.migrations} migrations: "
+            f"{result.events / seconds:,.0f} events/s"
+        )
 
 
 if __name__ == "__main__":
