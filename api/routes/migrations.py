@@ -35,7 +35,7 @@ from domain import idempotency
 from domain.application import Recorded as DomainRecorded
 from domain.application import Tracker
 from domain.context import Context
-from domain.errors import VersionConflict
+from domain.errors import DomainError
 from domain.migration import Migration
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"], responses=ERROR_RESPONSES)
@@ -120,8 +120,9 @@ def _idempotent(
     try:
         with tracker.attaching(attach):
             command()
-    except VersionConflict:
-        # A concurrent retry with the same key may have stored first.
+    except DomainError:
+        # A concurrent retry with the same key may have stored first (its record collides with
+        # ours, or its migration took the tenant claim): then answer as it was answered.
         if (first := replay()) is not None:
             return first
         raise

@@ -101,7 +101,7 @@ def server(store_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
 
 def _wait_ready(client: httpx.Client) -> None:
     """Until /readyz is 200 and every view has caught up with the store."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         response = client.get("/readyz")
         if response.status_code == 200 and not any(

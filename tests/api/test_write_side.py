@@ -304,3 +304,30 @@ class TestReadingOneMigration:
         migration_id = api.new_migration()["id"]
         response = api.get("admin_a", f"/v1/migrations/{migration_id}", params={"as_of": "soon"})
         assert response.status_code == 422
+
+
+class TestWhenRetriesRace:
+    def test_concurrent_retries_store_once_and_all_get_the_first_response(self, api):
+        from concurrent.futures import ThreadPoolExecutor
+
+        migration_id = api.new_migration()["id"]
+
+        def attempt(_: int):
+            return api.event(migration_id, ACCEPTED, **{"Idempotency-Key": "race"})
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            responses = list(pool.map(attempt, range(6)))
+        assert {r.status_code for r in responses} == {201}
+        assert len({r.text for r in responses}) == 1
+        assert _versions(api, migration_id) == 2
+
+    def test_concurrent_relationship_retries_open_one_migration(self, api):
+        from concurrent.futures import ThreadPoolExecutor
+
+        def attempt(_: int):
+            return api.post("sales_a", "/v1/migrations", SEED, **{"Idempotency-Key": "open"})
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            responses = list(pool.map(attempt, range(6)))
+        assert {r.status_code for r in responses} == {201}
+        assert len({r.json()["id"] for r in responses}) == 1
