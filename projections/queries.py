@@ -17,6 +17,7 @@ from domain.rules import ENDING_SOON, GRACE_PERIOD, HORIZONS_DAYS
 from domain.view import describe
 from domain.vocabulary import Risk, Stage
 from projections import rows
+from projections.verify import verify
 from projections.views import ViewStore
 
 TIMED_RISKS = frozenset(
@@ -135,7 +136,7 @@ class Queries:
         where, params = [], []
         for column, value in (
             ("partner_id", partner_id),
-            ("tenant_id", tenant_id),
+            ("tenant_id", None if tenant_id is None else tenant_id.lower()),
             ("migration_id", None if migration_id is None else str(migration_id)),
             ("principal", principal),
             ("role", role),
@@ -186,8 +187,6 @@ class Queries:
 
     def verify(self, from_position: int | None = None) -> dict:
         """Recompute the hash chain and compare each row with the event it came from."""
-        from projections.verify import verify
-
         return verify(self.view, self.app, from_position)
 
     # -- summary ------------------------------------------------------------------------------

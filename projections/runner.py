@@ -181,13 +181,18 @@ class Runner:
             raise ValueError(f"unknown view {sorted(unknown)}; expected one of {sorted(VIEWS)}")
         started = time.perf_counter()
         with self.lock:
-            if view is None:
-                with self.view.write() as c:
-                    self.view.reset(c, self.app.name, views)
-                self._position = 0
-                events = self.catch_up(progress)
-            else:
-                events = self._rebuild_one(view, progress)
+            self.view.drop_indexes(views)
+            try:
+                if view is None:
+                    with self.view.write() as c:
+                        self.view.reset(c, self.app.name, views)
+                    self._position = 0
+                    events = self.catch_up(progress)
+                else:
+                    events = self._rebuild_one(view, progress)
+            finally:
+                # Also re-created by the next ReadSide construction if this process dies.
+                self.view.create_indexes()
         seconds = time.perf_counter() - started
         return {
             "events": events,
@@ -231,15 +236,11 @@ class Runner:
 def text_progress(stream: TextIO = sys.stderr, width: int = 40) -> Progress:
     """A one-line progress bar with the rate so far, redrawn in place."""
     started = time.perf_counter()
-    first: list[int] = []
 
     def show(done: int, total: int) -> None:
-        if not first:
-            first.append(done)
         fraction = done / total if total else 1.0
         filled = int(width * fraction)
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        rate = (done - 0) / elapsed
+        rate = done / max(time.perf_counter() - started, 1e-9)
         stream.write(
             f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
             f"{fraction:6.1%} {rate:,.0f} events/s"

@@ -98,9 +98,27 @@ _INDEXES = [
 def create_statements(qualified: Callable[[str], str]) -> list[str]:
     """CREATE statements; `qualified(table)` gives the name as used in SQL."""
     statements = [f"CREATE TABLE IF NOT EXISTS {qualified(t)} {ddl}" for t, ddl in _TABLES.items()]
-    statements += [
+    return statements + index_statements(qualified)
+
+
+def index_statements(
+    qualified: Callable[[str], str], tables: tuple[str, ...] = TABLES
+) -> list[str]:
+    return [
         f"CREATE INDEX IF NOT EXISTS {TABLE_PREFIX}{table}_{suffix} "
         f"ON {qualified(table)} ({columns})"
         for suffix, table, columns in _INDEXES
+        if table in tables
     ]
-    return statements
+
+
+def drop_index_statements(
+    qualified_index: Callable[[str], str], tables: tuple[str, ...] = TABLES
+) -> list[str]:
+    """Secondary indexes are dropped while a rebuild refills their tables and created again
+    after: one sorted build instead of a million random B-tree inserts."""
+    return [
+        f"DROP INDEX IF EXISTS {qualified_index(f'{TABLE_PREFIX}{table}_{suffix}')}"
+        for suffix, table, _ in _INDEXES
+        if table in tables
+    ]

@@ -18,7 +18,14 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
-from projections.schema import TABLE_PREFIX, TABLES, VIEWS, create_statements
+from projections.schema import (
+    TABLE_PREFIX,
+    TABLES,
+    VIEWS,
+    create_statements,
+    drop_index_statements,
+    index_statements,
+)
 
 
 class TrackingConflict(IntegrityError):
@@ -120,6 +127,20 @@ class ViewStore:
     def _empty(self, c: Any, table: str) -> None:
         c.execute(self.sql(f"DELETE FROM {{{table}}}"))
 
+    def _index_name(self, name: str) -> str:
+        return name
+
+    def drop_indexes(self, views: list[str]) -> None:
+        tables = tuple(t for v in views for t in VIEWS[v])
+        with self.write() as c:
+            for statement in drop_index_statements(self._index_name, tables):
+                c.execute(statement)
+
+    def create_indexes(self) -> None:
+        with self.write() as c:
+            for statement in index_statements(self._qualified):
+                c.execute(statement)
+
     def dump(self, app_name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every view table in primary-key order, plus the tracked position: for comparisons."""
         out: dict[str, list[tuple[Any, ...]]] = {}
@@ -152,6 +173,7 @@ class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
         # batches, which are then simply projected again. The events' connections keep FULL.
         with self.datastore.get_connection(commit=True) as conn:
             conn._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+            conn._sqlite_conn.execute("PRAGMA cache_size=-65536")
             with conn.transaction(commit=True) as c:
                 yield c
 
@@ -174,3 +196,6 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
 
     def _empty(self, c: Any, table: str) -> None:
         c.execute(self.sql(f"TRUNCATE {{{table}}}"))
+
+    def _index_name(self, name: str) -> str:
+        return f'"{self.datastore.schema}"."{name}"'
