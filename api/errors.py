@@ -75,6 +75,7 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in [
+        (400, "The body could not be decoded"),
         (401, "Missing or invalid API key"),
         (403, "Not permitted (role, or read-only key)"),
         (404, "Not found (or another partner's)"),
