@@ -145,13 +145,15 @@ def request_relationship(
     principal.ensure_writer()
     ctx = Context(principal.name, principal.role, correlation_id, body.occurred_at)
     fields = body.model_dump(exclude={"occurred_at"})
-    return _idempotent(
+    response = _idempotent(
         tracker,
         principal,
         idempotency_key,
         _hash("POST /v1/migrations", body.model_dump(mode="json")),
         lambda: tracker.request_relationship(ctx, partner_id=principal.partner_id, **fields),
     )
+    response.headers["Location"] = f"/v1/migrations/{json.loads(response.body)['id']}"
+    return response
 
 
 @router.post("/{migration_id}/events", status_code=201, response_model=Recorded)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED, SEED
 
 
 def _versions(api, migration_id: str) -> int:
-    return len(api.tracker.history(__import__("uuid").UUID(migration_id)))
+    return len(api.tracker.history(UUID(migration_id)))
 
 
 class TestWhenRequestingARelationship:
@@ -18,6 +19,7 @@ class TestWhenRequestingARelationship:
         body = response.json()
         assert body["version"] == 1
         assert response.headers["ETag"] == "1"
+        assert response.headers["Location"] == f"/v1/migrations/{body['id']}"
         assert body["state"]["stage"] == "invited"
         assert body["state"]["partner_id"] == "fabrikam"
         assert [e["type"] for e in body["events"]] == ["relationship_requested"]
@@ -331,3 +333,30 @@ class TestWhenRetriesRace:
             responses = list(pool.map(attempt, range(6)))
         assert {r.status_code for r in responses} == {201}
         assert len({r.json()["id"] for r in responses}) == 1
+
+
+class TestAfterARestart:
+    def test_keys_and_idempotency_records_survive(self, store_env):
+        from fastapi.testclient import TestClient
+
+        from api.app import create_app
+        from api.settings import Settings
+        from tests.api.conftest import make_api
+
+        api = make_api(store_env)
+        first_api = next(api)
+        migration_id = first_api.new_migration()["id"]
+        first = first_api.event(migration_id, ACCEPTED, **{"Idempotency-Key": "restart"})
+        headers = first_api.auth("admin_a")
+        api.close()  # leaves the TestClient: the app shuts down
+
+        app = create_app(Settings(demo_on_empty=False), env=store_env)
+        with TestClient(app) as client:
+            again = client.post(
+                f"/v1/migrations/{migration_id}/events",
+                json=ACCEPTED,
+                headers={**headers, "Idempotency-Key": "restart"},
+            )
+            assert again.status_code == 201
+            assert again.json() == first.json()
+            assert len(app.state.tracker.history(UUID(migration_id))) == 2
