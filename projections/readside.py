@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -76,8 +77,9 @@ class ReadSide:
             self.runner.stopping.set()
             self.runner.wake.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, stop)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, stop)
         self.start()
         try:
             while not self.runner.stopping.wait(0.5):
