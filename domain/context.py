@@ -17,13 +17,16 @@ CLOCK_SKEW = timedelta(minutes=5)
 class Context:
     """The metadata every event carries: principal, role, correlation id, business time.
 
-    `occurred_at` is the business time; None means "when it is recorded".
+    `occurred_at` is the business time; None means "when it is recorded". `partner_id` is
+    the partner the principal acts for (None for operators and the tracker itself): a
+    partner only ever sees its own migrations.
     """
 
     principal: str
     role: str
     correlation_id: str = field(default_factory=lambda: str(uuid4()))
     occurred_at: datetime | None = None
+    partner_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.principal.strip():

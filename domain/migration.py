@@ -532,7 +532,13 @@ class Migration(Aggregate):
     def is_closed(self) -> bool:
         return self.state.closed is not None
 
+    def ensure_visible_to(self, ctx: Context) -> None:
+        """Another partner's migration does not exist for this actor (ids never leak)."""
+        if ctx.partner_id is not None and ctx.partner_id != self.state.partner_id:
+            raise NotFound("migration_not_found", f"no migration {self.id}")
+
     def _ensure_open(self, ctx: Context, event_name: str) -> None:
+        self.ensure_visible_to(ctx)
         ensure_permitted(event_name, ctx.role)
         if self.state.closed and not (
             self.state.closed == Stage.COMPLETED and event_name in rules.AFTER_COMPLETION

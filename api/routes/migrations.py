@@ -143,7 +143,9 @@ def request_relationship(
 ) -> JSONResponse:
     """Record a relationship request (step 1) for the key's partner."""
     principal.ensure_writer()
-    ctx = Context(principal.name, principal.role, correlation_id, body.occurred_at)
+    ctx = Context(
+        principal.name, principal.role, correlation_id, body.occurred_at, principal.partner_id
+    )
     fields = body.model_dump(exclude={"occurred_at"})
     response = _idempotent(
         tracker,
@@ -169,8 +171,10 @@ def record_event(
     """Record one event; the response holds the stored events (incl. migration_completed)."""
     principal.ensure_writer()
     expected = _expected_version(if_match)
-    own_migration(tracker, migration_id, principal)
-    ctx = Context(principal.name, principal.role, correlation_id, event.occurred_at)
+    # The domain refuses another partner's migration as not found (before the If-Match check).
+    ctx = Context(
+        principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
+    )
     fields = event.model_dump(exclude={"type", "occurred_at"})
     command = DISPATCH[event.type]
     return _idempotent(

@@ -261,3 +261,22 @@ def test_recorded_time_is_utc_and_business_time_may_be_earlier(app):
     [note] = event.events
     assert note.occurred_at == when
     assert note.timestamp.utcoffset() == timedelta(0)
+
+
+class TestPartnerIsolation:
+    def test_another_partners_migration_is_not_found_before_any_other_check(self, app):
+        from domain.context import Context
+
+        mid = request(app)
+        stranger = Context("eve@northwind", "account_admin", partner_id="northwind")
+        before = stored_count(app)
+        with pytest.raises(NotFound, match="migration_not_found"):
+            app.add_note(mid, stranger, text="peek", expected_version=99)
+        assert stored_count(app) == before
+
+    def test_the_owning_partner_acts_as_usual(self, app):
+        from domain.context import Context
+
+        mid = request(app)
+        owner = Context("amy@fabrikam", "account_admin", partner_id="fabrikam")
+        assert app.add_note(mid, owner, text="ours").migration.version == 2
