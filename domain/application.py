@@ -7,6 +7,7 @@ this module knows no SQL.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.context import Context
@@ -63,6 +64,14 @@ class Tracker(Application[UUID]):
         # Called with the new recordings after each save: the in-process projector uses it
         # to wake up at once instead of waiting for its next poll.
         self.on_saved: list[Callable[[list[Recording]], None]] = []
+        # The store takes one writer at a time anyway (SQLite's file lock, PostgreSQL's
+        # table lock): queueing this process's writers here is fairer and much cheaper than
+        # letting them retry the database lock with back-off sleeps.
+        self._write_lock = threading.Lock()
+
+    def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
+        with self._write_lock:
+            return super()._record(processing_event)
 
     def _notify(self, recordings: list[Recording]) -> None:
         for listener in self.on_saved:

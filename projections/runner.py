@@ -37,8 +37,12 @@ class Runner:
         *,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
+        linger: float = 0.05,
     ) -> None:
         self.app = app
+        # After a wake-up, let more writes arrive before applying: under load the views are
+        # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
+        self.linger = linger
         self.view = view
         self.projection = ReadModelProjection(view, app.name)
         self.batch_size = batch_size
@@ -122,8 +126,8 @@ class Runner:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            if n == 0:
-                self.wake.wait(self.poll_interval)
+            if n == 0 and self.wake.wait(self.poll_interval) and self.linger:
+                self.stopping.wait(self.linger)
 
     def start(self) -> None:
         if self._threads:
