@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
@@ -47,12 +48,19 @@ class KeyCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, Principal | None]] = {}
 
-    def get(self, tracker: Tracker, token: str) -> Principal | None:
-        now = time.monotonic()
+    def peek(self, token: str) -> tuple[bool, Principal | None]:
+        """(True, principal) for a fresh entry; (False, None) when the store must be asked."""
         with self._lock:
             hit = self._entries.get(token)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def get(self, tracker: Tracker, token: str) -> Principal | None:
+        now = time.monotonic()
+        found, principal = self.peek(token)
+        if found:
+            return principal
         key = authenticate(tracker, token)
         principal = (
             None if key is None else Principal(key.key_id, key.name, key.role, key.partner_id)
@@ -68,38 +76,42 @@ class KeyCache:
             self._entries.clear()
 
 
-def get_tracker(request: Request) -> Tracker:
+async def get_tracker(request: Request) -> Tracker:
     return request.app.state.tracker
 
 
-def get_read_side(request: Request) -> Any:
+async def get_read_side(request: Request) -> Any:
     read_side = request.app.state.read_side
     if read_side is None:
         raise ApiError(503, "read_side_unavailable", "the read side is not running")
     return read_side
 
 
-def get_queries(request: Request) -> Any:
-    return get_read_side(request).queries
+async def get_queries(request: Request) -> Any:
+    return (await get_read_side(request)).queries
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `csp-tracker keys create`")
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # Async so that a cached key costs no threadpool hop; only a miss reads the store.
     token = credentials.credentials.strip() if credentials else ""
     if not token:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>")
-    principal = request.app.state.keys.get(get_tracker(request), token)
+    keys: KeyCache = request.app.state.keys
+    found, principal = keys.peek(token)
+    if not found:
+        principal = await run_in_threadpool(keys.get, request.app.state.tracker, token)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     return principal
 
 
-def correlation_id(request: Request) -> str:
+async def correlation_id(request: Request) -> str:
     return request.state.correlation_id
 
 
@@ -127,7 +139,7 @@ AuditCursor = Annotated[
 ]
 
 
-def reject_nul(request: Request) -> None:
+async def reject_nul(request: Request) -> None:
     """Query strings with NUL characters are refused (PostgreSQL text cannot hold them)."""
     for name, value in request.query_params.multi_items():
         if "\x00" in value or "\x00" in name:

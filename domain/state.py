@@ -7,6 +7,7 @@ State round-trips through plain JSON-able dicts so a read model can keep it betw
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
@@ -44,6 +45,9 @@ class Original:
     def ended(self) -> bool:
         return self.status != OriginalStatus.ACTIVE
 
+    def __deepcopy__(self, memo: dict) -> Original:
+        return copy.copy(self)  # every field is immutable
+
 
 @dataclass
 class Replacement:
@@ -58,6 +62,9 @@ class Replacement:
     reassignment_pending: bool = False
     late_reduction: bool = False
 
+    def __deepcopy__(self, memo: dict) -> Replacement:
+        return copy.copy(self)  # every field is immutable
+
 
 @dataclass
 class AdminAccess:
@@ -67,6 +74,9 @@ class AdminAccess:
 
     def active_at(self, at: datetime) -> bool:
         return self.expires_at is None or at < self.expires_at
+
+    def __deepcopy__(self, memo: dict) -> AdminAccess:
+        return copy.copy(self)  # every field is immutable
 
 
 @dataclass
@@ -89,6 +99,16 @@ class MigrationState:
     abandon_reason: str | None = None
     notes: int = 0
     credits_granted: dict[str, Decimal] = field(default_factory=dict)  # per currency
+
+    def __deepcopy__(self, memo: dict) -> MigrationState:
+        """The aggregate cache hands out a deep copy per command: copy only the mutable
+        containers (the generic deepcopy walked every field and cost most of a command)."""
+        new = copy.copy(self)
+        new.admin_access = copy.copy(self.admin_access)
+        new.originals = {k: copy.copy(v) for k, v in self.originals.items()}
+        new.replacements = {k: copy.copy(v) for k, v in self.replacements.items()}
+        new.credits_granted = dict(self.credits_granted)
+        return new
 
     # -- derived views -------------------------------------------------------------
     def replacement_of(self, original: Original) -> Replacement | None:

@@ -439,3 +439,18 @@ def _risks(m, now_days: float = 0) -> list[str]:
     from domain.rules import risks
 
     return risks(m.state, datetime.now(UTC) + timedelta(days=now_days))
+
+
+class TestCopies:
+    def test_a_deep_copy_shares_no_mutable_part_with_the_original(self):
+        import copy
+
+        m = provisioned(accepted(with_original(requested())))
+        m.grant_admin_access(ADMIN, kind="dap")
+        twin = copy.deepcopy(m)
+        twin.change_licenses(ADMIN, subscription_id="csp-1", licenses=30)
+        twin.record_cancellation(ADMIN, subscription_id="orig-1", cancelled_by="customer")
+        assert m.state.originals["orig-1"].status == "active"
+        assert m.state.replacements["csp-1"].licenses == 25
+        assert m.state.stage == "provisioned" and twin.state.stage == "completed"
+        assert copy.deepcopy(m.state) == m.state
