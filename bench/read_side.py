@@ -1,0 +1,241 @@
+"""Read side: catch-up/rebuild rate against reading the log, query latency by store size (with
+the query plans), and CSV export rate and peak memory.
+
+Usage: python -m bench.read_side [--store sqlite|postgres|both] [--sizes 10000 100000]
+       [--large] (adds 1,000,000 events) [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from bench.common import percentile, save_results, store, table
+from bench.generate import generate
+from bench.server import serving
+from domain.access import issue_key
+from domain.application import Tracker
+from projections import ReadSide
+
+REPEAT = 30
+
+
+def read_log_rate(tracker: Tracker) -> float:
+    """Baseline: read and decode every notification, pages of 1000."""
+    start, count, t0 = 0, 0, time.perf_counter()
+    while True:
+        page = tracker.recorder.select_notifications(start, 1000, inclusive_of_start=False)
+        if not page:
+            break
+        for n in page:
+            tracker.mapper.to_domain_event(n)
+        count += len(page)
+        start = page[-1].id
+    return count / (time.perf_counter() - t0)
+
+
+def rebuild_rate(read_side: ReadSide, view: str | None = None) -> float:
+    return read_side.rebuild(view)["events_per_second"]
+
+
+def queries(read_side: ReadSide, head: int) -> dict[str, dict[str, Any]]:
+    """The query set, as HTTP paths, plus a way to run each in-process to capture its SQL."""
+    today = datetime.now(UTC).date()
+    q = read_side.queries
+    now = datetime.now(UTC)
+    return {
+        "list, no filter": {
+            "path": "/v1/migrations?limit=100",
+            "run": lambda: q.list_migrations(now=now, limit=100),
+        },
+        "list, stage": {
+            "path": "/v1/migrations?stage=provisioning&limit=100",
+            "run": lambda: q.list_migrations(now=now, stage="provisioning"),
+        },
+        "list, stored risk": {
+            "path": "/v1/migrations?risk=license_shortfall&limit=100",
+            "run": lambda: q.list_migrations(now=now, risk="license_shortfall"),
+        },
+        "list, timed risk": {
+            "path": "/v1/migrations?risk=expiring_unreplaced&limit=100",
+            "run": lambda: q.list_migrations(now=now, risk="expiring_unreplaced"),
+        },
+        "list, tenant": {
+            "path": "/v1/migrations?tenant_id=customer77.onmicrosoft.com",
+            "run": lambda: q.list_migrations(now=now, tenant_id="customer77.onmicrosoft.com"),
+        },
+        "list, term end before": {
+            "path": f"/v1/migrations?term_end_before={today + timedelta(days=30)}&limit=100",
+            "run": lambda: q.list_migrations(now=now, term_end_before=today + timedelta(days=30)),
+        },
+        "list, text search": {
+            "path": "/v1/migrations?q=customer%2077%20&limit=100",
+            "run": lambda: q.list_migrations(now=now, text="customer 77 "),
+        },
+        "audit, deep cursor": {
+            "path": f"/v1/audit?after={max(head - 2000, 0)}&limit=100",
+            "run": lambda: q.audit(after=max(head - 2000, 0), limit=100),
+        },
+        "audit, newest first": {
+            "path": "/v1/audit?order=desc&limit=100",
+            "run": lambda: q.audit(order="desc", limit=100),
+        },
+        "dashboard summary": {"path": "/v1/dashboard/summary", "run": lambda: q.summary(now=now)},
+    }
+
+
+def plans(read_side: ReadSide, qs: dict[str, dict[str, Any]], kind: str) -> dict[str, list[str]]:
+    """EXPLAIN each SQL statement a query runs."""
+    view = read_side.view
+    original = view.fetch
+    out: dict[str, list[str]] = {}
+    for name, spec in qs.items():
+        captured: list[tuple[str, Any]] = []
+
+        def capture(template: str, params: Any = (), _c: list = captured) -> list[Any]:
+            _c.append((template, params))
+            return original(template, params)
+
+        view.fetch = capture  # type: ignore[method-assign]
+        try:
+            spec["run"]()
+        finally:
+            view.fetch = original  # type: ignore[method-assign]
+        lines = []
+        for template, params in captured:
+            prefix = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
+            rows = original(prefix + template, params)
+            lines += [str(r[-1] if kind == "sqlite" else next(iter(r.values()))) for r in rows]
+        out[name] = lines
+    return out
+
+
+def http_latencies(url: str, token: str, qs: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    out = {}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        for name, spec in qs.items():
+            client.get(spec["path"]).raise_for_status()  # warm
+            samples = []
+            for _ in range(REPEAT):
+                t0 = time.perf_counter()
+                client.get(spec["path"]).raise_for_status()
+                samples.append(time.perf_counter() - t0)
+            out[name] = {
+                "p50_ms": percentile(samples, 50) * 1000,
+                "p95_ms": percentile(samples, 95) * 1000,
+            }
+    return out
+
+
+def export_run(read_side: ReadSide) -> dict[str, float]:
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows, t0 = 0, time.perf_counter()
+    for chunk in read_side.queries.export("csv"):
+        rows += chunk.count("\n")
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "rows": rows - 1,
+        "rows_per_second": (rows - 1) / seconds,
+        "peak_rss_mb": peak,
+        "rss_before_mb": rss_before,
+    }
+
+
+def one_size(kind: str, size: int) -> dict[str, Any]:
+    with store(kind) as env:
+        tracker = Tracker(env=env)
+        generate(tracker, size)
+        head = tracker.recorder.max_notification_id()
+        read_side = ReadSide(tracker, env)
+        result: dict[str, Any] = {"size": size, "notifications": head}
+        result["read_log"] = read_log_rate(tracker)
+        result["rebuild_all"] = rebuild_rate(read_side)
+        for view in ("migrations", "audit", "summary"):
+            result[f"rebuild_{view}"] = rebuild_rate(read_side, view)
+        qs = queries(read_side, head)
+        result["plans"] = plans(read_side, qs, kind)
+        token = issue_key(tracker, "bench-auditor", "auditor", None).token
+        read_side.catch_up()
+        with serving(env, extra_env={"CSP_TRACKER_RUN_PROJECTIONS": "false"}) as (url, _):
+            result["queries"] = http_latencies(url, token, qs)
+        result["export"] = export_run(read_side)
+        read_side.close()
+        tracker.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--large", action="store_true", help="also 1,000,000 events")
+    args = parser.parse_args()
+    sizes = args.sizes + ([1_000_000] if args.large else [])
+    kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
+    results = {k: [one_size(k, s) for s in sizes] for k in kinds}
+
+    table(
+        "Catch-up / rebuild from position 0, events/s (ratio: against reading the log)",
+        [
+            "store",
+            "events",
+            "read log (decoded)",
+            "rebuild all",
+            "ratio",
+            "migrations",
+            "audit",
+            "summary",
+        ],
+        [
+            [
+                k,
+                r["notifications"],
+                r["read_log"],
+                r["rebuild_all"],
+                r["rebuild_all"] / r["read_log"],
+                r["rebuild_migrations"],
+                r["rebuild_audit"],
+                r["rebuild_summary"],
+            ]
+            for k, rs in results.items()
+            for r in rs
+        ],
+    )
+    for k, rs in results.items():
+        names = list(rs[0]["queries"])
+        table(
+            f"Query latency over HTTP on {k}, p50 / p95 ms by store size ({REPEAT} requests)",
+            ["query", *[f"{r['size']:,} events" for r in rs], "p95 ratio largest/smallest"],
+            [
+                [
+                    n,
+                    *[
+                        f"{r['queries'][n]['p50_ms']:.1f} / {r['queries'][n]['p95_ms']:.1f}"
+                        for r in rs
+                    ],
+                    rs[-1]["queries"][n]["p95_ms"] / rs[0]["queries"][n]["p95_ms"],
+                ]
+                for n in names
+            ],
+        )
+    table(
+        "CSV export of the whole audit view",
+        ["store", "rows", "rows/s", "peak RSS MB (whole bench process)"],
+        [
+            [k, r["export"]["rows"], r["export"]["rows_per_second"], r["export"]["peak_rss_mb"]]
+            for k, rs in results.items()
+            for r in rs
+        ],
+    )
+    save_results("read_side", {"sizes": sizes, "results": results})
+    print("\nplans written to bench/results/read_side.json")
+
+
+if __name__ == "__main__":
+    main()
