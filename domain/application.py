@@ -24,6 +24,7 @@ from domain.context import Context
 from domain.errors import Conflict, NotFound, VersionConflict
 from domain.migration import Migration
 from domain.partner import Partner, TenantClaim
+from domain.state import MigrationState
 
 
 class DateAsISO(Transcoding):
@@ -43,6 +44,25 @@ _attach: ContextVar[Callable[[Migration], Sequence[Any]] | None] = ContextVar(
 )
 
 
+class MigrationStateAsDict(Transcoding):
+    """Snapshots hold the derived state; it round-trips through plain JSON values."""
+
+    type = MigrationState
+    name = "migration_state"
+
+    def encode(self, obj: MigrationState) -> dict[str, Any]:
+        return obj.to_dict()
+
+    def decode(self, data: dict[str, Any]) -> MigrationState:
+        return MigrationState.from_dict(data)
+
+
+# A snapshot every this many events: loading or time-travelling a long migration then folds
+# at most this many events (docs/performance.md has the measurements). Snapshots are a cache:
+# if MigrationState changes shape, delete them (they are rebuilt as new events arrive).
+SNAPSHOT_INTERVAL = 100
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What a command stored: the migration after it, and its new events in order."""
@@ -58,6 +78,7 @@ class Tracker(Application[UUID]):
     # Commands reload their aggregate; the library's LRU cache (fast-forwarded from the store
     # on every get, so several processes stay consistent) spares replaying every event.
     env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}
+    snapshotting_intervals = {Migration: SNAPSHOT_INTERVAL}
 
     def __init__(self, env: Any = None) -> None:
         super().__init__(env)
@@ -80,6 +101,7 @@ class Tracker(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(MigrationStateAsDict())
 
     # -- partners ----------------------------------------------------------------------
     def register_partner(self, partner_id: str, name: str, region: str) -> Partner:
@@ -398,8 +420,8 @@ class Tracker(Application[UUID]):
         at or before that instant)."""
         if as_of is None:
             return self._get_migration(migration_id)
-        migration = None
-        for event in self._events_of(migration_id):
+        migration, after = self._snapshot_at(migration_id, as_of)
+        for event in self._events_of(migration_id, after):
             if event.timestamp > as_of:
                 break
             migration = event.mutate(migration)
@@ -428,8 +450,16 @@ class Tracker(Application[UUID]):
             _attach.reset(token)
 
     # -- plumbing ------------------------------------------------------------------------
-    def _events_of(self, migration_id: UUID) -> Iterator[Migration.Event]:
-        for event in self.events.get(migration_id):
+    def _snapshot_at(self, migration_id: UUID, as_of: datetime) -> tuple[Any, int | None]:
+        """The newest snapshot whose last event was recorded at or before `as_of`."""
+        if self.snapshots is not None:
+            for snapshot in self.snapshots.get(migration_id, desc=True):
+                if snapshot.state["_modified_on"] <= as_of:
+                    return snapshot.mutate(None), snapshot.originator_version
+        return None, None
+
+    def _events_of(self, migration_id: UUID, after: int | None = None) -> Iterator[Migration.Event]:
+        for event in self.events.get(migration_id, gt=after):
             if not isinstance(event, Migration.Event):
                 raise _not_found(migration_id)
             yield event

@@ -280,3 +280,37 @@ class TestPartnerIsolation:
         mid = request(app)
         owner = Context("amy@fabrikam", "account_admin", partner_id="fabrikam")
         assert app.add_note(mid, owner, text="ours").migration.version == 2
+
+
+class TestGivenALongMigration:
+    """Snapshots every SNAPSHOT_INTERVAL events: loading and time travel start from one."""
+
+    def test_time_travel_from_snapshots_equals_replay_from_the_start(self, app):
+        from domain.application import SNAPSHOT_INTERVAL
+        from domain.state import replay
+
+        mid = request(app)
+        record_original(app, mid)
+        for i in range(int(SNAPSHOT_INTERVAL * 2.5)):
+            app.add_note(mid, ADMIN, text=f"update {i}")
+        events = app.history(mid)
+        assert len(list(app.snapshots.get(mid))) == 2
+        for cut in (1, SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7, 249):
+            as_of = events[cut].timestamp
+            expected = [e for e in events if e.timestamp <= as_of]
+            past = app.get(mid, as_of=as_of)
+            assert past.version == len(expected)
+            assert past.state == replay(expected)
+
+    def test_loading_through_a_snapshot_gives_the_same_state(self, app, store_env):
+        from domain.application import SNAPSHOT_INTERVAL
+
+        mid = request(app)
+        for i in range(SNAPSHOT_INTERVAL + 5):
+            app.add_note(mid, ADMIN, text=f"update {i}")
+        fresh = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": "0"})
+        try:
+            assert fresh.get(mid).state == app.get(mid).state
+            assert fresh.get(mid).state.notes == SNAPSHOT_INTERVAL + 5
+        finally:
+            fresh.close()
