@@ -25,8 +25,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check domain tests/unit tests/integration
 
+## Benchmarks (default sizes, a few minutes); figures go to bench/results/*.json.
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.append_inprocess
+	$(BIN)/python -m bench.append_http
+	$(BIN)/python -m bench.read_side
+	$(BIN)/python -m bench.time_travel
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

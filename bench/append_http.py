@@ -23,13 +23,20 @@ from domain.application import Tracker
 MAX_SECONDS = 120  # the load generator stops by itself after this, whatever the count
 
 
-async def load(url: str, token: str, ids: list, requests: int, concurrency: int) -> dict:
+async def load(
+    url: str,
+    token: str,
+    ids: list,
+    requests: int,
+    concurrency: int,
+    max_seconds: float = MAX_SECONDS,
+) -> dict:
     """Send `requests` note_added events from `concurrency` clients; bounded in time."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = list(range(requests))
     rng = random.Random(3)
-    deadline = time.monotonic() + MAX_SECONDS
+    deadline = time.monotonic() + max_seconds
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 

@@ -1,0 +1,101 @@
+"""Profile the HTTP append path: py-spy samples a real uvicorn server (GIL-holding threads
+only) under the append load, and this prints the functions with the largest inclusive share.
+
+Usage: python -m bench.profile_append [--store sqlite|postgres] [--seconds 8]
+Needs py-spy (pip install py-spy; the `bench` extra) and ptrace rights (root here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from bench.append_http import load
+from bench.append_inprocess import open_migrations
+from bench.common import save_results, store
+from bench.server import serving
+from domain.access import issue_key
+from domain.application import Tracker
+
+
+def summarise(raw: Path, top: int) -> tuple[list, list]:
+    """(inclusive, self) shares of samples per function, largest first."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        seen = set()
+        for frame in stack.split(";"):
+            name, _, where = frame.partition(" (")
+            key = f"{name} ({where.split(':')[0].rsplit('/', 1)[-1]}"
+            if key not in seen:
+                inclusive[key] += n
+                seen.add(key)
+        own[key] += n  # the innermost frame
+
+    def share(c: Counter[str]) -> list[tuple[float, str]]:
+        return [(100 * n / total, k) for k, n in c.most_common(top)]
+
+    return share(inclusive), share(own)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--top", type=int, default=45)
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise SystemExit("py-spy is not installed: pip install py-spy")
+    with store(args.store) as env, tempfile.TemporaryDirectory() as tmp:
+        tracker = Tracker(env=env)
+        ids = open_migrations(tracker, 200)
+        token = issue_key(tracker, "profile", "account_admin", "fabrikam").token
+        tracker.close()
+        raw = Path(tmp) / "profile.txt"
+        with serving(env) as (url, proc):
+            sampler = subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(proc.pid),
+                    "-o",
+                    str(raw),
+                    "-f",
+                    "raw",
+                    "--gil",
+                    "-d",
+                    str(args.seconds),
+                    "-r",
+                    "200",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            result = asyncio.run(load(url, token, ids, 100_000, 8, max_seconds=args.seconds))
+            sampler.wait(timeout=args.seconds + 30)
+        inclusive, own = summarise(raw, args.top)
+    print(f"\n{result['events_per_second']:.0f} events/s during the profile")
+    for title, rows in (("inclusive", inclusive), ("self", own[:20])):
+        print(f"\n| {title} % of GIL-holding samples | function |\n|---|---|")
+        for pct, name in rows:
+            print(f"| {pct:.1f} | `{name}` |")
+    save_results(
+        f"profile_append_{args.store}", {"load": result, "inclusive": inclusive, "self": own}
+    )
+
+
+if __name__ == "__main__":
+    main()
