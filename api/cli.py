@@ -80,6 +80,14 @@ def _progress(label: str) -> Any:
     return show
 
 
+def _print_demo(tracker: Tracker, tokens: dict[str, str]) -> None:
+    from api.demo import overview
+
+    print("Demo migrations (partner, customer, stage, risk flags now):")
+    print("\n".join(overview(tracker)))
+    _print_keys(tokens)
+
+
 def _print_keys(tokens: dict[str, str]) -> None:
     print("API keys (shown once):")
     for name, token in tokens.items():
@@ -98,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def on_start(tracker: Tracker) -> None:
         if settings.demo_on_empty and store_is_empty(tracker):
-            _print_keys(load_demo(tracker))
+            _print_demo(tracker, load_demo(tracker))
         print(f"OpenAPI docs: {url}/docs", flush=True)
 
     app = create_app(settings, on_start=on_start)
@@ -189,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import load_demo
 
     with _tracker(args) as tracker:
-        _print_keys(load_demo(tracker))
+        _print_demo(tracker, load_demo(tracker))
     return 0
 
 

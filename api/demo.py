@@ -181,5 +181,22 @@ def load_demo(tracker: Tracker) -> dict[str, str]:
     return tokens
 
 
+def overview(tracker: Tracker) -> list[str]:
+    """One line per migration in the store: partner, customer, stage and risk flags now."""
+    from domain.rules import risks
+
+    now = datetime.now(UTC)
+    lines = []
+    for n in tracker.recorder.select_notifications(
+        None, 10_000, topics=["csp_tracker.migration:relationship_requested"]
+    ):
+        m = tracker.get(n.originator_id)
+        flags = ", ".join(risks(m.state, now)) or "-"
+        lines.append(
+            f"  {m.state.partner_id:10} {m.state.customer_name:30} {m.state.stage:13} {flags}"
+        )
+    return lines
+
+
 def store_is_empty(tracker: Tracker) -> bool:
     return not tracker.recorder.max_notification_id()

@@ -77,6 +77,13 @@ class TestDemoAndTheAuditTrail:
         code, out, _ = cli("demo")
         assert code == 0
         assert out.count("csp_") == 10
+        # Each demo migration is listed with its stage and flags: the four seed steps walked
+        # to completion, and risky customers among them.
+        listed = [line.split() for line in out.splitlines() if line.startswith("  fabrikam ")]
+        assert len(listed) == 12
+        stages = {word for line in listed for word in line}
+        assert {"invited", "accepted", "provisioning", "provisioned", "completed"} <= stages
+        assert {"license_shortfall", "grace_period"} <= {w.strip(",") for w in stages}
         code, out, err = cli("rebuild")
         assert code == 0
         assert json.loads(out)["events"] > 200
