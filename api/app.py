@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,17 +14,7 @@ from api.metrics import Metrics, RequestMiddleware
 from api.routes import audit, dashboard, health, migrations
 from api.settings import Settings
 from domain.application import Tracker
-
-log = logging.getLogger("csp_tracker.api")
-
-
-def _read_side_class() -> Any:
-    try:
-        from projections import ReadSide
-    except ImportError:  # the read side is optional for the write path
-        log.warning("projections.ReadSide is unavailable; list/audit/summary answer 503")
-        return None
-    return ReadSide
+from projections import ReadSide
 
 
 def create_app(
@@ -44,19 +33,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracker = Tracker(env=env)
         tracker.on_saved.append(metrics.on_saved)
-        read_side_class = _read_side_class()
-        read_side = None if read_side_class is None else read_side_class(tracker, env)
+        read_side = ReadSide(tracker, env)
         app.state.tracker = tracker
         app.state.read_side = read_side
         try:
             if on_start is not None:
                 on_start(tracker)
-            if read_side is not None and settings.run_projections:
+            if settings.run_projections:
                 read_side.start()
             yield
         finally:
-            if read_side is not None:
-                read_side.close()  # stops the projector if running, closes the views' pool
+            read_side.close()  # stops the projector if running, closes the views' pool
             tracker.close()
 
     app = FastAPI(
