@@ -109,7 +109,11 @@ class TestPostgresDropsTheServersConnections:
                     r = http.get("/v1/migrations", params={"limit": 5})
                     seen = Outcome(f"list-{i}-{n}", r.status_code, r.json())
                 else:
-                    r = http.post(f"/v1/migrations/{mid}/events", json=note(text))
+                    r = http.post(
+                        f"/v1/migrations/{mid}/events",
+                        json=note(text),
+                        headers={"Idempotency-Key": text},
+                    )
                     seen = Outcome(text, r.status_code, r.json(), extra={"migration": mid})
                 with lock:
                     outcomes.append(seen)
@@ -172,3 +176,29 @@ class TestPostgresDropsTheServersConnections:
             assert all(count == 1 for count in texts.values()), texts
             answered = {o.label for o in mine if o.status in {201, 503}}
             assert set(texts) <= answered
+
+    def test_a_503_write_retried_with_its_idempotency_key_is_then_stored_exactly_once(
+        self, store_env, dropped
+    ):
+        http = dropped["http"]
+        in_doubt = [o for o in dropped["outcomes"] if o.status == 503 and "migration" in o.extra]
+        for o in in_doubt:
+            retried = until_ok(
+                http,
+                "POST",
+                f"/v1/migrations/{o.extra['migration']}/events",
+                json=note(o.label),
+                headers={"Idempotency-Key": o.label},
+            )
+            assert retried.status_code == 201, retried.text
+            assert [e["text"] for e in retried.json()["events"]] == [o.label]
+        written = {
+            o.label
+            for o in dropped["outcomes"]
+            if o.status in {201, 503} and "migration" in o.extra
+        }
+        stored = Counter(
+            text for mid in dropped["migrations"] for _, text, _ in stored_notes(store_env, mid)
+        )
+        assert set(stored) == written
+        assert all(count == 1 for count in stored.values()), stored
