@@ -83,7 +83,11 @@ class ReadModelProjection(Projection[ViewStore]):
         ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))  # first-seen order
         current = self._load(c, ids) if states is None else states
         before = (
-            {i: rows.contribution(current[i]) for i in ids if i in current}
+            {
+                i: (rows.contribution(current[i]), rows.summary_dates(current[i]))
+                for i in ids
+                if i in current
+            }
             if "summary" in views
             else {}
         )
@@ -142,19 +146,26 @@ class ReadModelProjection(Projection[ViewStore]):
         c: Any,
         ids: list[str],
         current: dict[str, MigrationState],
-        before: dict[str, Counter[str]],
+        before: dict[str, tuple[Counter[str], Counter[tuple[str, str]]]],
     ) -> None:
         v = self.view
         # Counters: add each touched migration's new contribution, take away its old one.
         deltas: dict[tuple[str, str], Decimal] = {}
+        dates: Counter[tuple[str, str, str]] = Counter()
+        nothing: tuple[Counter[str], Counter[tuple[str, str]]] = (Counter(), Counter())
         for mid in ids:
             partner = current[mid].partner_id
+            old_contribution, old_dates = before.get(mid, nothing)
             for metric, n in rows.contribution(current[mid]).items():
                 key = (partner, metric)
                 deltas[key] = deltas.get(key, Decimal(0)) + Decimal(n)
-            for metric, n in before.get(mid, Counter()).items():
+            for metric, n in old_contribution.items():
                 key = (partner, metric)
                 deltas[key] = deltas.get(key, Decimal(0)) - Decimal(n)
+            for (kind, day), n in rows.summary_dates(current[mid]).items():
+                dates[(partner, kind, day)] += n
+            for (kind, day), n in old_dates.items():
+                dates[(partner, kind, day)] -= n
         deltas = {k: d for k, d in deltas.items() if d != 0}
         if deltas:
             partners = sorted({p for p, _ in deltas})
@@ -185,17 +196,28 @@ class ReadModelProjection(Projection[ViewStore]):
                     ),
                     upserts,
                 )
-        # Originals still waiting for a replacement: the time-dependent part, counted at read.
-        self._delete_where_in(c, "summary_originals", "migration_id", ids)
-        originals = [r for m in ids for r in rows.open_unreplaced_originals(m, current[m])]
-        if originals:
+        # Date buckets of the time-dependent counts: add each delta to the stored count, then
+        # delete the buckets it brought to 0, so the table is the same however events were
+        # batched (and equal to a rebuild).
+        changed = sorted((*key, n) for key, n in dates.items() if n != 0)
+        if changed:
             c.executemany(
                 v.sql(
-                    "INSERT INTO {summary_originals} "
-                    "(migration_id, subscription_id, partner_id, term_end) VALUES (?, ?, ?, ?)"
+                    "INSERT INTO {summary_dates} AS d (partner_id, kind, day, n) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (partner_id, kind, day) "
+                    "DO UPDATE SET n = d.n + excluded.n"
                 ),
-                originals,
+                changed,
             )
+            emptied = [key for *key, n in changed if n < 0]
+            if emptied:
+                c.executemany(
+                    v.sql(
+                        "DELETE FROM {summary_dates} "
+                        "WHERE partner_id = ? AND kind = ? AND day = ? AND n = 0"
+                    ),
+                    emptied,
+                )
 
 
 def _marks(values: Iterable[Any]) -> str:

@@ -26,17 +26,26 @@ TIMED_RISKS = frozenset(
 PAGE = 1000
 
 
-def timed_risk_conditions(now: datetime) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """SQL over the stored dates equivalent to `rules.timed_risks` (which skips closed
-    migrations): risk -> (condition on the migrations table, parameters)."""
+def timed_risk_bounds(now: datetime) -> dict[str, tuple[str, str, str]]:
+    """`rules.timed_risks` (which skips closed migrations) as a bound on one stored date:
+    risk -> (date column of `migrations` / kind of `summary_dates`, comparison, ISO day)."""
     today = now.date()
     soon = (today + ENDING_SOON).isoformat()
     grace_from = (today - GRACE_PERIOD).isoformat()
     return {
-        Risk.EXPIRING_UNREPLACED: ("closed = 0 AND next_term_end <= ?", (soon,)),
-        Risk.AUTO_RENEW_ON: ("closed = 0 AND auto_renew_term_end <= ?", (soon,)),
-        Risk.GRACE_PERIOD: ("closed = 0 AND expired_unreplaced_last >= ?", (grace_from,)),
-        Risk.DATA_LOSS: ("closed = 0 AND expired_unreplaced_first < ?", (grace_from,)),
+        Risk.EXPIRING_UNREPLACED: ("next_term_end", "<=", soon),
+        Risk.AUTO_RENEW_ON: ("auto_renew_term_end", "<=", soon),
+        Risk.GRACE_PERIOD: ("expired_unreplaced_last", ">=", grace_from),
+        Risk.DATA_LOSS: ("expired_unreplaced_first", "<", grace_from),
+    }
+
+
+def timed_risk_conditions(now: datetime) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """SQL over the stored dates equivalent to `rules.timed_risks` (which skips closed
+    migrations): risk -> (condition on the migrations table, parameters)."""
+    return {
+        risk: (f"closed = 0 AND {column} {op} ?", (day,))
+        for risk, (column, op, day) in timed_risk_bounds(now).items()
     }
 
 
@@ -205,30 +214,31 @@ class Queries:
         for r in self.view.fetch("SELECT partner_id, metric, value FROM {summary}" + only, params):
             _add_metric(of(r["partner_id"]), r["metric"], Decimal(r["value"]))
 
-        timed = timed_risk_conditions(now)
-        cases, case_params = [], []
-        for risk, (condition, extra) in timed.items():
-            cases.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS {risk}")
-            case_params += extra
+        # Time-dependent counts: sums of date buckets over a range of days relative to `now`,
+        # so their cost depends on the number of distinct (partner, kind, day), not migrations.
+        today = now.date()
+        sums, sum_params = [], []
+        timed = timed_risk_bounds(now)
+        for risk, (kind, op, day) in timed.items():
+            sums.append(f"SUM(CASE WHEN kind = ? AND day {op} ? THEN n ELSE 0 END) AS {risk}")
+            sum_params += [kind, day]
+        for days in HORIZONS_DAYS:
+            sums.append(
+                f"SUM(CASE WHEN kind = ? AND day >= ? AND day <= ? THEN n ELSE 0 END) AS d{days}"
+            )
+            sum_params += [
+                rows.ORIGINAL_TERM_END,
+                today.isoformat(),
+                (today + timedelta(days=days)).isoformat(),
+            ]
         for r in self.view.fetch(
-            f"SELECT partner_id, {', '.join(cases)} FROM {{migrations}}{only} GROUP BY partner_id",
-            (*case_params, *params),
+            f"SELECT partner_id, {', '.join(sums)} FROM {{summary_dates}}{only} "
+            "GROUP BY partner_id",
+            (*sum_params, *params),
         ):
             for risk in timed:
                 if r[risk]:
                     of(r["partner_id"])["risks"][str(risk)] = int(r[risk])
-
-        today = now.date()
-        horizon_cases = [
-            f"SUM(CASE WHEN term_end <= ? THEN 1 ELSE 0 END) AS d{days}" for days in HORIZONS_DAYS
-        ]
-        horizon_params = [(today + timedelta(days=d)).isoformat() for d in HORIZONS_DAYS]
-        where = " WHERE term_end >= ?" + (" AND partner_id = ?" if partner_id is not None else "")
-        for r in self.view.fetch(
-            f"SELECT partner_id, {', '.join(horizon_cases)} FROM {{summary_originals}}"
-            f"{where} GROUP BY partner_id",
-            (*horizon_params, today.isoformat(), *params),
-        ):
             for days in HORIZONS_DAYS:
                 if r[f"d{days}"]:
                     of(r["partner_id"])["ending_unreplaced"][str(days)] = int(r[f"d{days}"])

@@ -223,10 +223,19 @@ def _min_iso(dates: list[date]) -> str | None:
     return min(dates).isoformat() if dates else None
 
 
-def migration_row(
-    migration_id: str, state: MigrationState, version: int, last_type: str, last_at: str
-) -> tuple[Any, ...]:
-    """The `migrations` row: searchable columns plus the state itself (to evolve next time)."""
+# The stored dates the timed risk flags are decided on, in this order (columns of `migrations`,
+# and kinds of `summary_dates`).
+DATE_COLUMNS = (
+    "next_term_end",
+    "auto_renew_term_end",
+    "expired_unreplaced_first",
+    "expired_unreplaced_last",
+)
+ORIGINAL_TERM_END = "original_term_end"  # summary_dates kind: open, unreplaced, active originals
+
+
+def stored_dates(state: MigrationState) -> tuple[str | None, str | None, str | None, str | None]:
+    """The `DATE_COLUMNS` of a state, as ISO text (None: no such original)."""
     originals = list(state.originals.values())
     active = OriginalStatus.ACTIVE.value
     expired = [
@@ -234,8 +243,21 @@ def migration_row(
         for o in originals
         if o.status == OriginalStatus.EXPIRED.value and o.replaced_by is None
     ]
-    access = state.admin_access
     next_end = state.next_term_end
+    return (
+        next_end.isoformat() if next_end else None,
+        _min_iso([o.term_end for o in originals if o.status == active and o.auto_renew]),
+        _min_iso(expired),
+        max(expired).isoformat() if expired else None,
+    )
+
+
+def migration_row(
+    migration_id: str, state: MigrationState, version: int, last_type: str, last_at: str
+) -> tuple[Any, ...]:
+    """The `migrations` row: searchable columns plus the state itself (to evolve next time)."""
+    originals = list(state.originals.values())
+    access = state.admin_access
     return (
         migration_id,
         state.partner_id,
@@ -247,10 +269,7 @@ def migration_row(
         state.original_licenses,
         state.provisioned_licenses,
         dumps({o.subscription_id: o.status for o in originals}),
-        next_end.isoformat() if next_end else None,
-        _min_iso([o.term_end for o in originals if o.status == active and o.auto_renew]),
-        _min_iso(expired),
-        max(expired).isoformat() if expired else None,
+        *stored_dates(state),
         int(access is not None),
         iso(access.expires_at) if access is not None and access.expires_at else None,
         version,
@@ -313,15 +332,20 @@ def contribution(state: MigrationState) -> Counter[str]:
     return c
 
 
-def open_unreplaced_originals(migration_id: str, state: MigrationState) -> list[tuple[Any, ...]]:
-    """Rows of `summary_originals`: originals still active and unreplaced in open migrations."""
+def summary_dates(state: MigrationState) -> Counter[tuple[str, str]]:
+    """What one migration adds to its partner's `summary_dates` buckets, (kind, day) -> n:
+    each stored date of `DATE_COLUMNS` it has, and the term end of each original still active
+    and unreplaced. Closed migrations add nothing (timed flags and endings skip them)."""
+    c: Counter[tuple[str, str]] = Counter()
     if state.closed is not None:
-        return []
-    return [
-        (migration_id, o.subscription_id, state.partner_id, o.term_end.isoformat())
-        for o in state.originals.values()
-        if o.status == OriginalStatus.ACTIVE.value and o.replaced_by is None
-    ]
+        return c
+    for kind, day in zip(DATE_COLUMNS, stored_dates(state), strict=True):
+        if day is not None:
+            c[(kind, day)] += 1
+    for o in state.originals.values():
+        if o.status == OriginalStatus.ACTIVE.value and o.replaced_by is None:
+            c[(ORIGINAL_TERM_END, o.term_end.isoformat())] += 1
+    return c
 
 
 def decimal_text(value: Decimal) -> str:

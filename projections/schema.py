@@ -13,10 +13,12 @@ from collections.abc import Callable
 VIEWS: dict[str, tuple[str, ...]] = {
     "migrations": ("migrations", "migration_risks"),
     "audit": ("audit",),
-    "summary": ("summary", "summary_originals"),
+    "summary": ("summary", "summary_dates"),
 }
 TABLES: tuple[str, ...] = tuple(t for tables in VIEWS.values() for t in tables)
 TABLE_PREFIX = "view_"
+# Leading primary-key columns of each table (a total order of its rows), for comparisons.
+KEY_COLUMNS: dict[str, int] = {"summary_dates": 3}
 
 _TABLES = {
     "migrations": """(
@@ -67,12 +69,14 @@ _TABLES = {
         value TEXT NOT NULL,
         PRIMARY KEY (partner_id, metric)
     )""",
-    "summary_originals": """(
-        migration_id TEXT NOT NULL,
-        subscription_id TEXT NOT NULL,
+    # How many open migrations (or their unreplaced active originals) have each date: the
+    # time-dependent summary counts are sums over a range of days (see rows.summary_dates).
+    "summary_dates": """(
         partner_id TEXT NOT NULL,
-        term_end TEXT NOT NULL,
-        PRIMARY KEY (migration_id, subscription_id)
+        kind TEXT NOT NULL,
+        day TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (partner_id, kind, day)
     )""",
 }
 
@@ -91,7 +95,6 @@ _INDEXES = [
     ("role", "audit", "role, position"),
     ("type", "audit", "event_type, position"),
     ("recorded", "audit", "recorded_at, position"),
-    ("partner_end", "summary_originals", "partner_id, term_end"),
 ]
 
 

@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
 from projections.schema import (
+    KEY_COLUMNS,
     TABLE_PREFIX,
     TABLES,
     VIEWS,
@@ -146,7 +147,8 @@ class ViewStore:
         out: dict[str, list[tuple[Any, ...]]] = {}
         with self.read() as c:
             for table in TABLES:
-                c.execute(self.sql(f"SELECT * FROM {{{table}}} ORDER BY 1, 2"))
+                order = ", ".join(str(i + 1) for i in range(KEY_COLUMNS.get(table, 2)))
+                c.execute(self.sql(f"SELECT * FROM {{{table}}} ORDER BY {order}"))
                 out[table] = [tuple(dict(r).values()) for r in c.fetchall()]
         out["tracking"] = [(self.position(app_name),)]
         return out

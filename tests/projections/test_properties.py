@@ -39,6 +39,9 @@ OPS = [
     "abandon",
     "note",
 ]
+# Days from NOW at which the summary is also checked: around ENDING_SOON and each horizon
+# (7/30/90) and the grace period (30 days after an expired term end, -60..200 above).
+QUERY_OFFSETS = (-95, -61, -31, -30, -1, 1, 6, 7, 8, 29, 31, 61, 89, 91, 170, 231)
 op = st.tuples(
     st.integers(0, 1),  # migration slot
     st.sampled_from(OPS),
@@ -164,10 +167,13 @@ class TestForRandomCommandSequences:
         listed, _ = read_side.queries.list_migrations(now=now, partner_id=partner, limit=10)
         assert {m["id"] for m in listed} == {str(i) for i in ids}
 
-        summary = read_side.queries.summary(now=now, partner_id=partner)
-        assert summary["partners"].get(partner, None) == (
-            summary_of(list(states.values()), now) if ids else None
-        )
+        # The time-dependent counts at query times across every threshold and horizon.
+        for days in (days_later, *QUERY_OFFSETS):
+            at = NOW + timedelta(days=days)
+            summary = read_side.queries.summary(now=at, partner_id=partner)
+            assert summary["partners"].get(partner, None) == (
+                summary_of(list(states.values()), at) if ids else None
+            ), days
 
 
 class TestForAGeneratedPortfolio:

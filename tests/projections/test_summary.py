@@ -82,3 +82,94 @@ class TestGivenAPortfolio:
         # original (day 80) is now within 30 days.
         assert later["overall"]["ending_unreplaced"] == {"7": 0, "30": 1, "90": 1}
         assert later["overall"]["risks"]["expiring_unreplaced"] == 2
+
+
+# Query times around every threshold: the horizons (7/30/90 days ahead), ENDING_SOON (30) and
+# the grace period (30 days after an expired original's term end), from well before to after.
+OFFSETS = [*range(-45, 130), 200, 400]
+
+
+def given_dates_on_every_boundary(app):
+    """Open migrations whose originals end on and around the thresholds, some expired, one
+    replaced, one still auto-renewing; plus a closed migration that must count for nothing."""
+    a = request(app)
+    for sub, days in (("o7", 7), ("o8", 8), ("o30", 30), ("o31", 31), ("o90", 90), ("o91", 91)):
+        record_original(app, a, sub, term_end=TODAY + timedelta(days=days))
+        if days % 2:
+            app.disable_auto_renew(a, ADMIN, subscription_id=sub)
+    b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
+    for sub, days in (("e1", -31), ("e2", -29), ("e3", 2), ("live", 45), ("swap", 10)):
+        record_original(app, b, sub, term_end=TODAY + timedelta(days=days))
+        app.disable_auto_renew(b, ADMIN, subscription_id=sub)
+    for sub in ("e1", "e2", "e3"):
+        app.record_expiry(b, ADMIN, subscription_id=sub)
+    app.accept_invitation(b, ADMIN, accepted_by="ga@woodgrove.example")
+    app.provision_subscription(
+        b,
+        SALES,
+        subscription_id="c1",
+        replaces="swap",
+        offer_id="O365_E3",
+        offer_name="E3",
+        licenses=25,
+    )
+    c = request(app, "gone.onmicrosoft.com")
+    record_original(app, c, "o1", term_end=TODAY + timedelta(days=3))
+    app.abandon(c, ADMIN, reason="went elsewhere")
+    return [a, b, c]
+
+
+def summaries_match_the_domain_at_every_offset(app, read_side, ids):
+    states = [app.get(mid).state for mid in ids]
+    for days in OFFSETS:
+        now = NOW + timedelta(days=days)
+        summary = read_side.queries.summary(now=now)
+        assert summary["overall"] == summary_of(states, now), days
+        for partner in ("fabrikam", "northwind"):
+            mine = [s for s in states if s.partner_id == partner]
+            by_partner = read_side.queries.summary(now=now, partner_id=partner)
+            assert by_partner["partners"] == {partner: summary_of(mine, now)}, (partner, days)
+
+
+class TestGivenDatesOnEveryBoundary:
+    def test_time_dependent_counts_equal_the_domain_at_every_query_time(self, app, read_side):
+        ids = given_dates_on_every_boundary(app)
+        read_side.catch_up()
+        summaries_match_the_domain_at_every_offset(app, read_side, ids)
+        # Not vacuous: today, every horizon includes its boundary day and excludes the next.
+        overall = read_side.queries.summary(now=NOW)["overall"]
+        assert overall["ending_unreplaced"] == {"7": 1, "30": 3, "90": 6}
+        assert overall["risks"]["expiring_unreplaced"] == 1
+        assert overall["risks"]["auto_renew_on"] == 1
+        assert overall["risks"]["grace_period"] == 1
+        assert overall["risks"]["data_loss"] == 1
+
+    def test_counts_follow_changes_and_closed_migrations_drop_out(self, app, read_side):
+        a, b, c = given_dates_on_every_boundary(app)
+        read_side.catch_up()
+        # When dates change (a replacement, an expiry) and a migration is abandoned...
+        app.accept_invitation(a, ADMIN, accepted_by="ga@contoso.example")
+        app.provision_subscription(
+            a,
+            SALES,
+            subscription_id="c7",
+            replaces="o7",
+            offer_id="O365_E3",
+            offer_name="E3",
+            licenses=25,
+        )
+        app.record_expiry(a, ADMIN, subscription_id="o31")
+        app.abandon(b, ADMIN, reason="customer left")
+        read_side.catch_up()
+        # ...the summary still equals the domain at every time, b contributing no timed count,
+        summaries_match_the_domain_at_every_offset(app, read_side, [a, b, c])
+        northwind = read_side.queries.summary(now=NOW, partner_id="northwind")["partners"]
+        assert northwind["northwind"]["ending_unreplaced"] == {"7": 0, "30": 0, "90": 0}
+        assert not set(northwind["northwind"]["risks"]) & {"grace_period", "data_loss"}
+        # ...and the buckets are exactly those of a rebuild (emptied buckets are deleted).
+        incremental = read_side.view.dump(app.name)
+        assert all(row[-1] > 0 for row in incremental["summary_dates"])
+        read_side.rebuild("summary")
+        assert read_side.view.dump(app.name) == incremental
+        read_side.rebuild()
+        assert read_side.view.dump(app.name) == incremental
