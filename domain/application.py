@@ -498,13 +498,31 @@ class Tracker(Application[UUID]):
             claim.release(migration.id)
         return self._save(migration, claim)
 
+    def _landed(self, pending: list[Migration.Event]) -> bool:
+        """Whether the store holds exactly these events after all. The PostgreSQL recorder
+        retries an insert whose connection dropped; when the first attempt had committed, the
+        retry collides with its own events and reports a conflict although the save succeeded
+        (the whole transaction, claim and attached records included, is then stored)."""
+        if not pending:
+            return False
+        first, last = pending[0], pending[-1]
+        stored = self.events.get(
+            first.originator_id, gt=first.originator_version - 1, lte=last.originator_version
+        )
+        return [(type(e), e.timestamp, e.correlation_id) for e in stored] == [
+            (type(e), e.timestamp, e.correlation_id) for e in pending
+        ]
+
     def _save(self, migration: Migration, *others: Any) -> Recorded:
         make = _attach.get()
         if make is not None:
             others = (*others, *make(migration))
+        pending = list(migration.pending_events)
         try:
             recordings = self.save(migration, *others)
         except IntegrityError:
+            if self._landed(pending):
+                return Recorded(migration, pending)
             raise VersionConflict(
                 message="another writer changed this migration first; reload and retry"
             ) from None

@@ -109,11 +109,9 @@ def _idempotent(
     if (first := replay()) is not None:
         return first
     body: dict[str, Any] = {}
-    pending: list[Any] = []
 
     def attach(migration: Migration) -> list[Any]:
-        pending[:] = migration.pending_events
-        body.update(render.recorded(migration, list(pending)))
+        body.update(render.recorded(migration, list(migration.pending_events)))
         if key is None:
             return []
         text = json.dumps(body, separators=(",", ":"))
@@ -128,24 +126,8 @@ def _idempotent(
         # ours, or its migration took the tenant claim): then answer as it was answered.
         if (first := replay()) is not None:
             return first
-        # Or the save did store, and only the library's retry of it collided (see _landed).
-        if _landed(tracker, pending):
-            return _respond(201, body)
         raise
     return _respond(201, body)
-
-
-def _landed(tracker: Tracker, pending: list[Any]) -> bool:
-    """Whether the store holds exactly these events after all. On PostgreSQL the library
-    retries an insert whose connection dropped; if the first attempt had committed, the retry
-    collides with its own events and the save reports a conflict although it succeeded."""
-    if not pending:
-        return False
-    first, last = pending[0], pending[-1]
-    stored = tracker.events.get(
-        first.originator_id, gt=first.originator_version - 1, lte=last.originator_version
-    )
-    return [(type(e), e.timestamp) for e in stored] == [(type(e), e.timestamp) for e in pending]
 
 
 def _hash(*parts: Any) -> str:
