@@ -135,10 +135,12 @@ def http_latencies(url: str, token: str, qs: dict[str, dict[str, Any]]) -> dict[
     return out
 
 
+# Peak RSS from /proc/self/status VmHWM: ru_maxrss would also count the parent's memory,
+# because Linux carries the high-water mark of the forked copy across exec.
 _EXPORT = (
-    "import resource, sys; from api.cli import main; rc = main(['export', '--format', 'csv']); "
-    "sys.stderr.write(f'PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'); "
-    "sys.exit(rc)"
+    "import sys; from api.cli import main; rc = main(['export', '--format', 'csv']); "
+    "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
+    "sys.stderr.write(f'PEAK_RSS_KB {hwm}\\n'); sys.exit(rc)"
 )
 
 

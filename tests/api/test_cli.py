@@ -8,9 +8,9 @@ import pytest
 
 from api.cli import main
 from api.settings import Settings
+from bench.server import settings_env
 from domain.access import authenticate
 from domain.application import Tracker
-from tests.api.test_e2e import settings_env
 
 
 @pytest.fixture

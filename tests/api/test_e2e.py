@@ -8,7 +8,6 @@ import io
 import itertools
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,33 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.server import free_port, settings_env
 from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED
 
 START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def settings_env(store_env: dict[str, str]) -> dict[str, str]:
-    """CSP_TRACKER_* variables selecting the same store as the eventsourcing env."""
-    if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
-        return {
-            "CSP_TRACKER_STORE": "sqlite",
-            "CSP_TRACKER_SQLITE_PATH": store_env["SQLITE_DBNAME"],
-        }
-    return {
-        "CSP_TRACKER_STORE": "postgres",
-        "CSP_TRACKER_POSTGRES_HOST": store_env["POSTGRES_HOST"],
-        "CSP_TRACKER_POSTGRES_PORT": store_env["POSTGRES_PORT"],
-        "CSP_TRACKER_POSTGRES_DB": store_env["POSTGRES_DBNAME"],
-        "CSP_TRACKER_POSTGRES_USER": store_env["POSTGRES_USER"],
-        "CSP_TRACKER_POSTGRES_PASSWORD": store_env["POSTGRES_PASSWORD"],
-        "CSP_TRACKER_POSTGRES_SCHEMA": store_env["POSTGRES_SCHEMA"],
-    }
 
 
 class Server:
@@ -66,7 +42,7 @@ class Server:
 
 @pytest.fixture
 def server(store_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **settings_env(store_env), "PYTHONUNBUFFERED": "1"}
     output = tmp_path / "serve.out"
     with output.open("w") as out:
