@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import AuditCursor, CurrentPrincipal, Principal, QueriesDep
+from api.deps import AuditCursor, CurrentPrincipal, QueriesDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import AuditPage, Verification
 
@@ -17,17 +17,19 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES
 Short = Annotated[str | None, Query(max_length=200)]
 
 
-def _filters(
-    principal: Principal,
-    partner_id: str | None,
-    tenant_id: str | None,
-    migration_id: str | None,
-    by: str | None,
-    role: str | None,
-    event_type: str | None,
-    recorded_from: datetime | None,
-    recorded_to: datetime | None,
+async def audit_filters(
+    principal: CurrentPrincipal,
+    partner_id: Short = None,
+    tenant_id: Short = None,
+    migration_id: Short = None,
+    by: Annotated[str | None, Query(max_length=200, description="The principal")] = None,
+    role: Short = None,
+    event_type: Short = None,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
 ) -> dict[str, Any]:
+    """The audit view's filters, shared by the page and the export; a partner key is held to
+    its own partner's rows."""
     return {
         "partner_id": principal.partner_id or partner_id,
         "tenant_id": tenant_id,
@@ -40,27 +42,18 @@ def _filters(
     }
 
 
+AuditFilters = Annotated[dict[str, Any], Depends(audit_filters)]
+
+
 @router.get("", response_model=AuditPage)
 def audit(
-    principal: CurrentPrincipal,
     queries: QueriesDep,
-    partner_id: Short = None,
-    tenant_id: Short = None,
-    migration_id: Short = None,
-    by: Annotated[str | None, Query(max_length=200, description="The principal")] = None,
-    role: Short = None,
-    event_type: Short = None,
-    recorded_from: datetime | None = None,
-    recorded_to: datetime | None = None,
+    filters: AuditFilters,
     cursor: AuditCursor = None,
     order: Literal["asc", "desc"] = "asc",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Audit rows, filtered; a partner key sees its own partner's rows only."""
-    filters = _filters(
-        principal, partner_id, tenant_id, migration_id, by, role, event_type,
-        recorded_from, recorded_to,
-    )  # fmt: skip
     after = None if cursor is None else int(cursor)
     rows, next_after = queries.audit(**filters, after=after, order=order, limit=limit)
     return {"items": rows, "next_cursor": None if next_after is None else str(next_after)}
@@ -68,23 +61,11 @@ def audit(
 
 @router.get("/export", response_class=StreamingResponse)
 def export(
-    principal: CurrentPrincipal,
     queries: QueriesDep,
+    filters: AuditFilters,
     format: Literal["csv", "jsonl"] = "csv",
-    partner_id: Short = None,
-    tenant_id: Short = None,
-    migration_id: Short = None,
-    by: Annotated[str | None, Query(max_length=200, description="The principal")] = None,
-    role: Short = None,
-    event_type: Short = None,
-    recorded_from: datetime | None = None,
-    recorded_to: datetime | None = None,
 ) -> StreamingResponse:
     """The audit rows matching the filters, streamed as CSV or JSON lines."""
-    filters = _filters(
-        principal, partner_id, tenant_id, migration_id, by, role, event_type,
-        recorded_from, recorded_to,
-    )  # fmt: skip
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(
         queries.export(format, **filters),
