@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from api.settings import Settings
+
 RESULTS = Path(__file__).parent / "results"
 PG = {
     "host": os.environ.get("BENCH_POSTGRES_HOST", "127.0.0.1"),
@@ -32,25 +34,21 @@ def store(kind: str) -> Iterator[dict[str, str]]:
     """An empty store of `kind` ("sqlite" or "postgres") as an eventsourcing env; removed after."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="csp-bench-") as tmp:
-            yield {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(Path(tmp) / "bench.db"),
-                "SQLITE_LOCK_TIMEOUT": "30",
-            }
+            yield Settings(store="sqlite", sqlite_path=Path(tmp) / "bench.db").eventsourcing_env()
         return
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(**PG, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_HOST": PG["host"],
-            "POSTGRES_PORT": PG["port"],
-            "POSTGRES_DBNAME": PG["dbname"],
-            "POSTGRES_USER": PG["user"],
-            "POSTGRES_PASSWORD": PG["password"],
-            "POSTGRES_SCHEMA": schema,
-        }
+        yield Settings(
+            store="postgres",
+            postgres_host=PG["host"],
+            postgres_port=int(PG["port"]),
+            postgres_db=PG["dbname"],
+            postgres_user=PG["user"],
+            postgres_password=PG["password"],
+            postgres_schema=schema,
+        ).eventsourcing_env()
     finally:
         with psycopg.connect(**PG, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from api.settings import Settings
 from domain.application import Tracker
 
 PG = {
@@ -35,23 +36,20 @@ def _postgres_available() -> bool:
 
 
 def sqlite_env(path: Path) -> dict[str, str]:
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
-        "SQLITE_LOCK_TIMEOUT": "10",
-    }
+    """The eventsourcing environment the service itself would build (api.settings)."""
+    return Settings(store="sqlite", sqlite_path=path).eventsourcing_env()
 
 
 def postgres_env(schema: str) -> dict[str, str]:
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_HOST": PG["host"],
-        "POSTGRES_PORT": PG["port"],
-        "POSTGRES_DBNAME": PG["dbname"],
-        "POSTGRES_USER": PG["user"],
-        "POSTGRES_PASSWORD": PG["password"],
-        "POSTGRES_SCHEMA": schema,
-    }
+    return Settings(
+        store="postgres",
+        postgres_host=PG["host"],
+        postgres_port=int(PG["port"]),
+        postgres_db=PG["dbname"],
+        postgres_user=PG["user"],
+        postgres_password=PG["password"],
+        postgres_schema=schema,
+    ).eventsourcing_env()
 
 
 @pytest.fixture(params=STORES)
