@@ -1,6 +1,6 @@
 """A realistic sample: three partners, a dozen customers each, in every stage, some risky.
 
-Loaded through the same Tracker commands the HTTP routes call (the same dispatch table), so
+Loaded through the same command path the HTTP routes use (`Tracker.start` / `execute`), so
 every event is checked by the same rules.
 """
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from api.routes.migrations import DISPATCH
 from domain.access import issue_key
 from domain.application import Tracker
+from domain.commands import Command
 from domain.context import Context
 
 PARTNERS = [
@@ -153,13 +153,16 @@ def load_demo(tracker: Tracker) -> dict[str, str]:
             domain = "".join(c for c in customer.lower() if c.isalnum())[:20]
             started = now - timedelta(days=100)
             ctx = Context(principal, "account_admin", occurred_at=started)
-            recorded = tracker.request_relationship(
+            recorded = tracker.start(
                 ctx,
-                partner_id=partner_id,
-                tenant_id=f"{domain}.onmicrosoft.com",
-                customer_name=f"{customer} Ltd",
-                customer_region=region,
-                channel="direct",
+                Command.of(
+                    "relationship_requested",
+                    partner_id=partner_id,
+                    tenant_id=f"{domain}.onmicrosoft.com",
+                    customer_name=f"{customer} Ltd",
+                    customer_region=region,
+                    channel="direct",
+                ),
             )
             migration_id = recorded.migration.id
 
@@ -172,8 +175,10 @@ def load_demo(tracker: Tracker) -> dict[str, str]:
 
                     fields["amount"] = Decimal(fields["amount"])
                 when = now - timedelta(days=days_ago, minutes=1)
-                DISPATCH[body["type"]](
-                    tracker, _id, Context(principal, "account_admin", occurred_at=when), **fields
+                tracker.execute(
+                    _id,
+                    Context(principal, "account_admin", occurred_at=when),
+                    Command(body["type"], fields),
                 )
 
             scenario(step)

@@ -39,6 +39,11 @@ def state(migration: Migration, now: datetime | None = None) -> dict[str, Any]:
     return describe(migration.id, migration.version, migration.state, now or datetime.now(UTC))
 
 
+def described(past: Any, now: datetime) -> dict[str, Any]:
+    """A migration as it stood in the past (`Tracker.as_of`), with its flags at that time."""
+    return describe(past.id, past.version, past.state, now)
+
+
 def recorded(migration: Migration, events: list[Migration.Event]) -> dict[str, Any]:
     return {
         "id": str(migration.id),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -38,10 +39,25 @@ class _Body(BaseModel):
     occurred_at: When | None = Field(None, description="Business time; defaults to now")
 
 
+Region = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=40,
+        description="A CSP region (europe, north_america, latin_america, asia_pacific, "
+        "middle_east_africa, china) or an ISO 3166 country code such as SE",
+    ),
+]
+SubscriptionIds = Annotated[list[Text], Field(min_length=1, max_length=100)]
+
+
 class RelationshipRequest(_Body):
-    tenant_id: Text
+    tenant_id: Annotated[Text, Field(description="The tenant's domain, e.g. contoso.com")]
+    tenant_guid: UUID | None = Field(
+        None, description="The Microsoft Entra tenant id (Partner Center's customer id)"
+    )
     customer_name: Text
-    customer_region: Text
+    customer_region: Region
     channel: Literal["direct", "other_partner", "other_channel"]
     multi_partner: bool = False
 
@@ -61,12 +77,15 @@ class OriginalSubscriptionRecorded(_Body):
 class InvitationAccepted(_Body):
     type: Literal["invitation_accepted"]
     accepted_by: Text
+    tenant_guid: UUID | None = Field(None, description="The Entra tenant id, once known")
 
 
 class SubscriptionProvisioned(_Body):
     type: Literal["subscription_provisioned"]
     subscription_id: Text
-    replaces: Text
+    replaces: Text | SubscriptionIds = Field(
+        description="The original (or list of originals of one offer) this replaces"
+    )
     offer_id: Text
     offer_name: Text
     licenses: Licenses
@@ -103,10 +122,38 @@ class AdminAccessGranted(_Body):
     type: Literal["admin_access_granted"]
     kind: Literal["dap", "gdap"]
     expires_at: When | None = None
+    relationship_id: Text | None = Field(None, description="Partner Center's relationship id")
 
 
 class AdminAccessRemoved(_Body):
     type: Literal["admin_access_removed"]
+    relationship_id: Text | None = Field(None, description="The one that ended; none: all")
+
+
+class OriginalSubscriptionRenewed(_OnSubscription):
+    type: Literal["original_subscription_renewed"]
+    term_end: Day
+
+
+class OriginalCorrected(_OnSubscription):
+    type: Literal["original_corrected"]
+    reason: LongText
+    licenses: Licenses | None = None
+    term_end: Day | None = None
+    offer_id: Text | None = None
+    offer_name: Text | None = None
+
+
+class OriginalExcluded(_OnSubscription):
+    type: Literal["original_excluded"]
+    reason: Literal["kept_with_other_partner", "not_migrating", "recorded_in_error"]
+
+
+class LicenseReductionAccepted(_Body):
+    type: Literal["license_reduction_accepted"]
+    offer_id: Text
+    licenses: Licenses
+    reason: LongText
 
 
 class OriginalAutoRenewDisabled(_OnSubscription):
@@ -151,7 +198,11 @@ EventBody = Annotated[
     | OfferRetired
     | LicensesReassigned
     | LicensesChanged
-    | MigrationAbandoned,
+    | MigrationAbandoned
+    | OriginalSubscriptionRenewed
+    | OriginalCorrected
+    | OriginalExcluded
+    | LicenseReductionAccepted,
     Field(discriminator="type"),
 ]
 
@@ -164,11 +215,12 @@ class _Open(BaseModel):
 class OriginalOut(_Open):
     subscription_id: str
     status: str
-    replaced_by: str | None
+    replaced_by: list[str]
     term_end: str
 
 
 class AdminAccessOut(_Open):
+    relationship_id: str
     kind: str
     expires_at: str | None
 
@@ -185,7 +237,7 @@ class MigrationState(_Open):
     risks: list[str]
     licenses: dict[str, int]
     originals: list[OriginalOut]
-    admin_access: AdminAccessOut | None
+    admin_access: list[AdminAccessOut]
     deadlines: list[dict[str, Any]]
 
 

@@ -28,9 +28,18 @@ class Settings(BaseSettings):
     max_lag: int = Field(1000, ge=0)
     demo_on_empty: bool = True
     run_projections: bool = True
+    # A JSON file of offer families (the shape of domain/data/offers.json) that extends the
+    # shipped catalogue of equivalent offers.
+    offer_catalogue: Path | None = None
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment for Tracker(env=...) and ReadSide(tracker, env)."""
+        env = self._store_env()
+        if self.offer_catalogue is not None:
+            env["OFFER_CATALOGUE"] = str(self.offer_catalogue)
+        return env
+
+    def _store_env(self) -> dict[str, str]:
         if self.store == "sqlite":
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",

@@ -12,6 +12,7 @@ import itertools
 from bench.common import median, rate, save_results, store, table
 from bench.generate import generate
 from domain.application import Tracker
+from domain.commands import Command
 from domain.context import Context
 
 CTX = Context("bench@fabrikam", "account_admin")
@@ -39,7 +40,7 @@ def raw_save_rate(tracker: Tracker, ids: list, n: int) -> float:
     batch = []
     for mid in itertools.islice(itertools.cycle(ids), n):
         m = tracker.repository.get(mid)
-        m.add_note(CTX, text="raw")
+        m.execute(Command.of("note_added", text="raw"), CTX, tracker.clock(), tracker.offers)
         batch.append(m)
         if len(batch) == len(ids):
             break
@@ -56,7 +57,7 @@ def command_rate(tracker: Tracker, ids: list, n: int) -> float:
 
     def run():
         for mid in targets:
-            tracker.add_note(mid, CTX, text="command")
+            tracker.execute(mid, CTX, Command.of("note_added", text="command"))
 
     return rate(n, run)
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 from domain.application import Tracker
+from domain.commands import Clock, Command, system_clock
 from domain.context import Context
 from domain.migration import Migration
+from domain.offers import Catalogue, shipped
 from domain.partner import TenantClaim
 
 PARTNERS = [("fabrikam", "europe"), ("northwind", "north_america"), ("adatum", "asia_pacific")]
@@ -37,29 +40,49 @@ def ensure_partners(tracker: Tracker) -> None:
             tracker.register_partner(pid, pid.title(), region)
 
 
-def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, TenantClaim]:
-    """A migration walked to a random point of the four seed steps."""
+def one_migration(
+    rng: random.Random,
+    n: int,
+    today: date,
+    *,
+    clock: Clock = system_clock,
+    offers: Catalogue | None = None,
+) -> tuple[Migration, TenantClaim]:
+    """A migration walked to a random point of the four seed steps. Each command is decided
+    at `clock()` (its recorded time, and its business time unless the context says otherwise)."""
+    catalogue = offers if offers is not None else shipped()
     pid, region = PARTNERS[n % len(PARTNERS)]
     sales = Context(f"sales@{pid}", "sales_agent")
     admin = Context(f"admin@{pid}", "account_admin")
     billing = Context(f"billing@{pid}", "billing_agent")
     tenant = f"customer{n}.onmicrosoft.com"
-    m = Migration.request_relationship(
+    m = Migration.start(
+        uuid4(),
+        Command.of(
+            "relationship_requested",
+            partner_id=pid,
+            partner_region=region,
+            tenant_id=tenant,
+            customer_name=f"Customer {n} Ltd",
+            customer_region=region,
+            channel=rng.choice(["direct", "other_partner", "other_channel"]),
+            multi_partner=False,
+        ),
         sales,
-        partner_id=pid,
-        partner_region=region,
-        tenant_id=tenant,
-        customer_name=f"Customer {n} Ltd",
-        customer_region=region,
-        channel=rng.choice(["direct", "other_partner", "other_channel"]),
-        multi_partner=False,
+        clock(),
+        catalogue,
     )
+
+    def do(ctx: Context, event: str, **fields: Any) -> None:
+        m.execute(Command.of(event, **fields), ctx, clock(), catalogue)
+
     claim = TenantClaim.open(pid, tenant, m.id)
     subs = [f"orig-{i}" for i in range(rng.randint(1, 3))]
     for sub in subs:
         offer = rng.choice(OFFERS)
-        m.record_original(
+        do(
             sales,
+            "original_subscription_recorded",
             subscription_id=sub,
             offer_id=offer[0],
             offer_name=offer[1],
@@ -71,17 +94,19 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
     depth = rng.random()
     if depth < 0.1:
         return m, claim
-    m.accept_invitation(admin, accepted_by=f"ga@{tenant}")
+    do(admin, "invitation_accepted", accepted_by=f"ga@{tenant}")
     if rng.random() < 0.4:
-        m.grant_admin_access(admin, kind="gdap", expires_at=datetime.now(UTC) + timedelta(days=365))
-    m.add_note(sales, text="kick-off call held with the customer")
+        # New DAP is refused since 2023-10-01: GDAP, which needs an expiry (at most 730 days).
+        do(admin, "admin_access_granted", kind="gdap", expires_at=clock() + timedelta(days=365))
+    do(sales, "note_added", text="kick-off call held with the customer")
     if depth < 0.2:
         return m, claim
     for i, sub in enumerate(subs):
         original = m.state.originals[sub]
         short = rng.random() < 0.1
-        m.provision_subscription(
+        do(
             sales,
+            "subscription_provisioned",
             subscription_id=f"csp-{n}-{i}",
             replaces=sub,
             offer_id=original.offer_id,
@@ -92,15 +117,24 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
         return m, claim
     for sub in subs:
         original = m.state.originals[sub]
-        if rng.random() < 0.7:
-            m.disable_auto_renew(admin, subscription_id=sub)
-            m.record_expiry(admin, subscription_id=sub)
+        # An original expires only once its term has ended (else `before_term_end`): those
+        # whose term runs on are cancelled instead. The expiry is recorded now, which is at or
+        # after the term end, so it still follows the provisioning in business time.
+        if rng.random() < 0.7 and original.term_end <= today:
+            do(admin, "original_auto_renew_disabled", subscription_id=sub)
+            do(admin, "original_subscription_expired", subscription_id=sub)
         else:
-            m.record_cancellation(admin, subscription_id=sub, cancelled_by="customer")
+            do(
+                admin,
+                "original_subscription_cancelled",
+                subscription_id=sub,
+                cancelled_by="customer",
+            )
             if original.purchased_via == "m365_admin_portal":
-                m.request_credit(billing, subscription_id=sub, requested_by="customer")
-                m.resolve_credit(
+                do(billing, "credit_requested", subscription_id=sub, requested_by="customer")
+                do(
                     billing,
+                    "credit_resolved",
                     subscription_id=sub,
                     outcome="granted",
                     amount=Decimal(rng.randint(10, 500)),
@@ -109,7 +143,7 @@ def one_migration(rng: random.Random, n: int, today: date) -> tuple[Migration, T
         if m.is_closed:
             break
     if not m.is_closed and rng.random() < 0.2:
-        m.abandon(admin, reason="customer chose another partner")
+        do(admin, "migration_abandoned", reason="customer chose another partner")
     if m.is_closed:
         claim.release(m.id)
     return m, claim
@@ -119,12 +153,12 @@ def generate(tracker: Tracker, events: int, *, seed: int = 7, batch: int = 200) 
     """Append about `events` events (stops at the first migration that reaches it)."""
     ensure_partners(tracker)
     rng = random.Random(seed)
-    today = datetime.now(UTC).date()
+    today = tracker.clock().date()
     done = Generated()
     pending: list[Any] = []
     n = 0
     while done.events < events:
-        m, claim = one_migration(rng, n, today)
+        m, claim = one_migration(rng, n, today, clock=tracker.clock, offers=tracker.offers)
         n += 1
         done.migrations += 1
         done.events += len(m.pending_events)
@@ -140,11 +174,19 @@ def generate(tracker: Tracker, events: int, *, seed: int = 7, batch: int = 200) 
 def long_migration(tracker: Tracker, events: int) -> Migration:
     """One migration with `events` events (mostly notes), for time-travel benchmarks."""
     ensure_partners(tracker)
-    m, claim = one_migration(random.Random(1), 10**9, datetime.now(UTC).date())
+    m, claim = one_migration(
+        random.Random(1),
+        10**9,
+        tracker.clock().date(),
+        clock=tracker.clock,
+        offers=tracker.offers,
+    )
     tracker.save(m, claim)
+    note = Command.of("note_added", text="status update")
     while m.version < events:
         for _ in range(min(500, events - m.version)):
-            m.add_note(Context("admin@fabrikam", "account_admin"), text="status update")
+            admin = Context("admin@fabrikam", "account_admin")  # one request per note
+            m.execute(note, admin, tracker.clock(), tracker.offers)
         tracker.save(m)
     return m
 

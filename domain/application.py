@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
+from domain.commands import Clock, Command, system_clock
 from domain.context import Context
-from domain.errors import Conflict, NotFound, VersionConflict
+from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
 from domain.migration import Migration
+from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
-from domain.state import MigrationState
+from domain.state import MigrationState, replay
 
 
 class DateAsISO(Transcoding):
@@ -64,6 +66,15 @@ SNAPSHOT_INTERVAL = 100
 
 
 @dataclass(frozen=True)
+class Past:
+    """A migration as it stood at some time: its id, the newest version counted, its state."""
+
+    id: UUID
+    version: int
+    state: MigrationState
+
+
+@dataclass(frozen=True)
 class Recorded:
     """What a command stored: the migration after it, and its new events in order."""
 
@@ -80,8 +91,13 @@ class Tracker(Application[UUID]):
     env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}
     snapshotting_intervals = {Migration: SNAPSHOT_INTERVAL}
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, clock: Clock = system_clock) -> None:
         super().__init__(env)
+        # Commands read the time from here (tests inject their own clock).
+        self.clock = clock
+        # The offer catalogue: the shipped one, extended by the file named in OFFER_CATALOGUE.
+        extra = self.env.get("OFFER_CATALOGUE")
+        self.offers: Catalogue = Catalogue.from_file(extra) if extra else shipped()
         # Called with the new recordings after each save: the in-process projector uses it
         # to wake up at once instead of waiting for its next poll.
         self.on_saved: list[Callable[[list[Recording]], None]] = []
@@ -120,304 +136,72 @@ class Tracker(Application[UUID]):
         except AggregateNotFoundError:
             raise NotFound("unknown_partner", f"partner {partner_id!r} is not registered") from None
 
-    # -- step 1: the relationship request ------------------------------------------------
-    def request_relationship(
-        self,
-        ctx: Context,
-        *,
-        partner_id: str,
-        tenant_id: str,
-        customer_name: str,
-        customer_region: str,
-        channel: str,
-        multi_partner: bool = False,
-    ) -> Recorded:
-        partner = self.get_partner(partner_id)
-        migration = Migration.request_relationship(
-            ctx,
-            partner_id=partner.partner_id,
-            partner_region=partner.region,
-            tenant_id=tenant_id,
-            customer_name=customer_name,
-            customer_region=customer_region,
-            channel=channel,
-            multi_partner=multi_partner,
+    # -- commands: one path for every event ------------------------------------------------
+    def start(self, ctx: Context, command: Command) -> Recorded:
+        """Step 1: a new migration for the actor's partner (`command.fields["partner_id"]`)."""
+        partner = self.get_partner(str(command.fields.get("partner_id") or ""))
+        fields = {**command.fields, "partner_id": partner.partner_id, "partner_region": partner.region}
+        migration = Migration.start(
+            uuid4(), Command(command.type, fields), ctx, self.clock(), self.offers
         )
-        claim_id = TenantClaim.key(partner.partner_id, migration.state.tenant_id)
+        state = migration.state
+        claims = [self._claim(state.partner_id, state.tenant_id, migration.id)]
+        if state.tenant_guid is not None:
+            claims.append(self._claim(state.partner_id, _guid_key(state.tenant_guid), migration.id))
+        try:
+            return self._save(migration, *claims)
+        except VersionConflict:
+            # Another request for the same tenant was saved first: report the open migration.
+            for claim in claims:
+                self.repository.get(claim.id).take(migration.id)
+            raise
+
+    def execute(
+        self,
+        migration_id: UUID,
+        ctx: Context,
+        command: Command,
+        expected_version: int | None = None,
+    ) -> Recorded:
+        """Decide `command` on the migration and save what it records, in one transaction
+        with the tenant claims it takes or frees."""
+        migration = self._get_migration(migration_id)
+        migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
+        if expected_version is not None and expected_version != migration.version:
+            raise VersionConflict(
+                message=f"expected version {expected_version}, stored is {migration.version}",
+                expected=expected_version,
+                actual=migration.version,
+            )
+        guid_before = migration.state.tenant_guid
+        migration.execute(command, ctx, self.clock(), self.offers)
+        state = migration.state
+        claims: list[TenantClaim] = []
+        if state.tenant_guid is not None and guid_before is None:
+            claims.append(self._claim(state.partner_id, _guid_key(state.tenant_guid), migration.id))
+        if migration.is_closed:
+            # A closed migration frees its (partner, tenant) pairs in the same transaction.
+            keys = [state.tenant_id] + ([_guid_key(state.tenant_guid)] if state.tenant_guid else [])
+            for key in keys:
+                claim = self.repository.get(TenantClaim.key(state.partner_id, key))
+                claim.release(migration.id)
+                claims.append(claim)
+        return self._save(migration, *claims)
+
+    def _claim(self, partner_id: str, tenant_key: str, migration_id: UUID) -> TenantClaim:
+        """The claim on (partner, tenant) for `migration_id`; refused while another is open."""
+        claim_id = TenantClaim.key(partner_id, tenant_key)
         try:
             claim = self.repository.get(claim_id)
         except AggregateNotFoundError:
-            claim = TenantClaim.open(partner.partner_id, migration.state.tenant_id, migration.id)
-        else:
-            claim.take(migration.id)
-        try:
-            return self._save(migration, claim)
-        except VersionConflict:
-            # Another request for the same pair was saved first: report the open one.
-            self.repository.get(claim_id).take(migration.id)
-            raise
-
-    # -- steps 2 to 4 --------------------------------------------------------------------
-    def record_original(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        offer_id: str,
-        offer_name: str,
-        licenses: int,
-        term_end: date,
-        purchased_via: str,
-        billing_cycle: str,
-        auto_renew: bool = True,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.record_original(
-                ctx,
-                subscription_id=subscription_id,
-                offer_id=offer_id,
-                offer_name=offer_name,
-                licenses=licenses,
-                term_end=term_end,
-                purchased_via=purchased_via,
-                billing_cycle=billing_cycle,
-                auto_renew=auto_renew,
-            ),
-        )
-
-    def accept_invitation(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        accepted_by: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.accept_invitation(ctx, accepted_by=accepted_by),
-        )
-
-    def grant_admin_access(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        kind: str,
-        expires_at: datetime | None = None,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.grant_admin_access(ctx, kind=kind, expires_at=expires_at),
-        )
-
-    def remove_admin_access(
-        self, migration_id: UUID, ctx: Context, *, expected_version: int | None = None
-    ) -> Recorded:
-        return self._update(
-            migration_id, ctx, expected_version, lambda m: m.remove_admin_access(ctx)
-        )
-
-    def disable_auto_renew(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.disable_auto_renew(ctx, subscription_id=subscription_id),
-        )
-
-    def retire_offer(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.retire_offer(ctx, subscription_id=subscription_id),
-        )
-
-    def provision_subscription(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        replaces: str,
-        offer_id: str,
-        offer_name: str,
-        licenses: int,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.provision_subscription(
-                ctx,
-                subscription_id=subscription_id,
-                replaces=replaces,
-                offer_id=offer_id,
-                offer_name=offer_name,
-                licenses=licenses,
-            ),
-        )
-
-    def reassign_licenses(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.reassign_licenses(ctx, subscription_id=subscription_id),
-        )
-
-    def change_licenses(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        licenses: int,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.change_licenses(ctx, subscription_id=subscription_id, licenses=licenses),
-        )
-
-    def record_expiry(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.record_expiry(ctx, subscription_id=subscription_id),
-        )
-
-    def record_cancellation(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        cancelled_by: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.record_cancellation(
-                ctx, subscription_id=subscription_id, cancelled_by=cancelled_by
-            ),
-        )
-
-    def request_credit(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        requested_by: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.request_credit(
-                ctx, subscription_id=subscription_id, requested_by=requested_by
-            ),
-        )
-
-    def resolve_credit(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        subscription_id: str,
-        outcome: str,
-        amount: Decimal | None = None,
-        currency: str | None = None,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id,
-            ctx,
-            expected_version,
-            lambda m: m.resolve_credit(
-                ctx,
-                subscription_id=subscription_id,
-                outcome=outcome,
-                amount=amount,
-                currency=currency,
-            ),
-        )
-
-    def abandon(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        reason: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id, ctx, expected_version, lambda m: m.abandon(ctx, reason=reason)
-        )
-
-    def add_note(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        *,
-        text: str,
-        expected_version: int | None = None,
-    ) -> Recorded:
-        return self._update(
-            migration_id, ctx, expected_version, lambda m: m.add_note(ctx, text=text)
-        )
+            return TenantClaim.open(partner_id, tenant_key, migration_id)
+        claim.take(migration_id)
+        return claim
 
     # -- queries -------------------------------------------------------------------------
     def get(self, migration_id: UUID, as_of: datetime | None = None) -> Migration:
-        """The migration now, or as it stood at `as_of` (replaying only events recorded
-        at or before that instant)."""
+        """The migration now, or as the store knew it at `as_of` (replaying only events
+        recorded at or before that instant)."""
         if as_of is None:
             return self._get_migration(migration_id)
         migration, after = self._snapshot_at(migration_id, as_of)
@@ -431,6 +215,24 @@ class Tracker(Application[UUID]):
                 f"migration {migration_id} did not exist at {as_of.isoformat()}",
             )
         return migration
+
+    def as_of(self, migration_id: UUID, at: datetime, basis: str = "recorded") -> Past:
+        """The migration at `at`: with basis "recorded", what the store knew then (events
+        recorded by then); with basis "business", what had happened by then (events whose
+        business time `occurred_at` is at or before it, whenever they were recorded)."""
+        if basis == "recorded":
+            migration = self.get(migration_id, as_of=at)
+            return Past(migration.id, migration.version, migration.state)
+        if basis != "business":
+            raise InvalidInput("invalid_basis", "basis must be 'recorded' or 'business'")
+        happened = [e for e in self.history(migration_id) if e.occurred_at <= at]
+        if not happened or happened[0].originator_version != 1:
+            raise NotFound(
+                "migration_not_found",
+                f"migration {migration_id} had not been requested by {at.isoformat()}",
+            )
+        version = max(e.originator_version for e in happened)
+        return Past(migration_id, version, replay(happened))
 
     def history(self, migration_id: UUID) -> list[Migration.Event]:
         events = list(self._events_of(migration_id))
@@ -473,31 +275,6 @@ class Tracker(Application[UUID]):
             raise _not_found(migration_id)
         return migration
 
-    def _update(
-        self,
-        migration_id: UUID,
-        ctx: Context,
-        expected_version: int | None,
-        decide: Callable[[Migration], None],
-    ) -> Recorded:
-        migration = self._get_migration(migration_id)
-        migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
-        if expected_version is not None and expected_version != migration.version:
-            raise VersionConflict(
-                message=f"expected version {expected_version}, stored is {migration.version}",
-                expected=expected_version,
-                actual=migration.version,
-            )
-        decide(migration)
-        claim = None
-        if migration.is_closed:
-            # A closed migration frees its (partner, tenant) pair in the same transaction.
-            claim = self.repository.get(
-                TenantClaim.key(migration.state.partner_id, migration.state.tenant_id)
-            )
-            claim.release(migration.id)
-        return self._save(migration, claim)
-
     def _landed(self, pending: list[Migration.Event]) -> bool:
         """Whether the store holds exactly these events after all. The PostgreSQL recorder
         retries an insert whose connection dropped; when the first attempt had committed, the
@@ -538,6 +315,11 @@ def _fold(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+def _guid_key(tenant_guid: str) -> str:
+    """Claims on the Entra tenant id live beside those on the domain name."""
+    return f"guid:{tenant_guid}"
 
 
 def _not_found(migration_id: UUID) -> NotFound:

@@ -7,6 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.errors import Conflict, InvalidInput
+from domain.regions import place
 
 _NS = uuid5(NAMESPACE_URL, "urn:csp-tracker")
 
@@ -38,7 +39,7 @@ class Partner(Aggregate):
 
     @classmethod
     def register(cls, partner_id: str, name: str, region: str) -> Partner:
-        for field, value in (("partner_id", partner_id), ("name", name), ("region", region)):
+        for field, value in (("partner_id", partner_id), ("name", name)):
             if not value or not value.strip():
                 raise InvalidInput(f"invalid_{field}", f"{field} must not be empty")
         return cls._create(
@@ -46,7 +47,7 @@ class Partner(Aggregate):
             id=cls.key(partner_id),
             partner_id=partner_id.strip(),
             name=name.strip(),
-            region=region.strip().lower(),
+            region=place(region).region,
         )
 
 

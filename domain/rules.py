@@ -1,48 +1,42 @@
-"""Risk flags and the thresholds behind them: pure functions of (state, now).
+"""Risk flags, deadlines and the thresholds behind them: pure functions of (state, now).
 
-Every threshold of the seed lives here, once. Flags that depend on "now" are never stored:
-callers pass the instant they care about (the read time of a dashboard, an as_of time).
+Flags that depend on "now" are never stored: callers pass the instant they care about (the read
+time of a dashboard, an as_of time). Each timed flag is a bound on one date of the state
+(`risk_dates`, `timed_bounds`): the read side filters and counts with the same bounds in SQL, so
+the rule is written once.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from domain.vocabulary import OriginalStatus, PurchasedVia, Risk
+from domain.state import MigrationState, Original
+from domain.vocabulary import OriginalStatus, PurchasedVia, Risk, Stage
 
-if TYPE_CHECKING:
-    from domain.state import MigrationState, Original
-
-# "an expired subscription keeps users' access for 30 days, then is disabled, then deleted"
+# "An expired subscription keeps access for 30 days, is then disabled, and is then deleted"
+# (disabled for 90 days more: deleted about 120 days after the expiry).
 GRACE_PERIOD = timedelta(days=30)
-# An original ending within this window while still renewing, or still unreplaced, is at risk.
+DELETION_AFTER = timedelta(days=120)
+# An original ending within this window while still renewing, or still unreplaced, is at risk;
+# so is admin access that ends within it.
 ENDING_SOON = timedelta(days=30)
 # "the best moment [to cancel] is near the natural term end": earlier loses prepaid time.
 EARLY_CANCELLATION = timedelta(days=30)
-# "new-commerce quantities can only be reduced within 7 days of purchase"
-REDUCTION_WINDOW = timedelta(days=7)
-# GDAP relationships last at most 730 days.
-GDAP_MAX_DURATION = timedelta(days=730)
-# The cancellation that completes a migration is what a credit is asked for, and M365 billing
-# support answers weeks later: this billing tail (and notes) may follow completion. Everything
-# else is refused once a migration is completed or abandoned.
-AFTER_COMPLETION = frozenset({"credit_requested", "credit_resolved", "note_added"})
 # The dashboard's look-ahead windows for originals ending without a replacement.
 HORIZONS_DAYS = (7, 30, 90)
 
+# The dates timed flags are decided on, in the order the read side stores them.
+DATE_NAMES = (
+    "next_term_end",  # open migrations: the nearest term end of an unreplaced active original
+    "auto_renew_term_end",  # open: the nearest term end of an active original still renewing
+    "expired_unreplaced_first",  # open or abandoned: the earliest expiry without replacement
+    "expired_unreplaced_last",  # ... and the latest
+    "admin_access_end",  # open: when the last admin relationship ends (None: never, or none)
+)
 
-def grace_period_end(original: Original) -> date:
-    """The last day users of an expired original keep access."""
-    return original.term_end + GRACE_PERIOD
 
-
-def is_early_cancellation(term_end: date, cancelled_at: datetime) -> bool:
-    return cancelled_at.date() < term_end - EARLY_CANCELLATION
-
-
-def is_late_reduction(purchased_at: datetime, changed_at: datetime) -> bool:
-    return changed_at > purchased_at + REDUCTION_WINDOW
+def _day(value: datetime | None) -> date | None:
+    return None if value is None else value.date()
 
 
 def credit_eligible(original: Original) -> bool:
@@ -50,47 +44,98 @@ def credit_eligible(original: Original) -> bool:
     return original.purchased_via == PurchasedVia.M365_ADMIN_PORTAL
 
 
+def replaced_at(state: MigrationState, original: Original) -> datetime | None:
+    """The business time of the original's first replacement (None: not replaced)."""
+    times = [state.replacements[r].purchased_at for r in original.replaced_by]
+    return min(times, default=None)
+
+
+def cancelled_before_replacement(state: MigrationState, original: Original) -> bool:
+    """Judged by business time, whatever order the facts were recorded in."""
+    if original.status != OriginalStatus.CANCELLED or original.ended_at is None:
+        return False
+    replaced = replaced_at(state, original)
+    return replaced is None or original.ended_at < replaced
+
+
+def is_early_cancellation(original: Original) -> bool:
+    return (
+        original.status == OriginalStatus.CANCELLED
+        and original.ended_at is not None
+        and original.ended_at.date() < original.term_end - EARLY_CANCELLATION
+    )
+
+
 def standing_risks(state: MigrationState) -> set[str]:
     """Flags that follow from the events alone, whatever the time: safe to store."""
     flags: set[str] = set()
-    for original in state.originals.values():
-        replacement = state.replacement_of(original)
-        if replacement is not None and replacement.licenses < original.licenses:
-            flags.add(Risk.LICENSE_SHORTFALL)
-        if original.status == OriginalStatus.CANCELLED:
-            if original.cancelled_before_replacement:
-                flags.add(Risk.CANCELLED_BEFORE_REPLACEMENT)
-            if original.early_cancellation:
-                flags.add(Risk.EARLY_CANCELLATION)
-            if credit_eligible(original) and original.credit is None:
-                flags.add(Risk.CREDIT_NOT_REQUESTED)
-    for replacement in state.replacements.values():
-        if replacement.reassignment_pending:
-            flags.add(Risk.REASSIGNMENT_PENDING)
-        if replacement.late_reduction:
-            flags.add(Risk.LATE_LICENSE_REDUCTION)
+    if state.shortfalls():
+        flags.add(Risk.LICENSE_SHORTFALL)
+    for original in state.in_scope:
+        if cancelled_before_replacement(state, original):
+            flags.add(Risk.CANCELLED_BEFORE_REPLACEMENT)
+        if is_early_cancellation(original):
+            flags.add(Risk.EARLY_CANCELLATION)
+        cancelled = original.status == OriginalStatus.CANCELLED
+        if cancelled and credit_eligible(original) and original.credit is None:
+            flags.add(Risk.CREDIT_NOT_REQUESTED)
+        if state.closed == Stage.ABANDONED and not original.ended and original.replaced_by:
+            flags.add(Risk.DOUBLE_BILLING)
+    if any(r.reassignment_pending for r in state.replacements.values()):
+        flags.add(Risk.REASSIGNMENT_PENDING)
     return {str(f) for f in flags}
+
+
+def risk_dates(state: MigrationState) -> dict[str, date | None]:
+    """The `DATE_NAMES` of a state: what the timed flags are decided on."""
+    scope = state.in_scope
+    is_open = state.closed is None
+    active = [o for o in scope if o.status == OriginalStatus.ACTIVE]
+    expired = [
+        o.ended_at.date()
+        for o in scope
+        if o.status == OriginalStatus.EXPIRED and o.ended_at is not None and not o.replaced_by
+    ]
+    completed = state.closed == Stage.COMPLETED
+    return {
+        "next_term_end": state.next_term_end if is_open else None,
+        "auto_renew_term_end": min((o.term_end for o in active if o.auto_renew), default=None)
+        if is_open
+        else None,
+        "expired_unreplaced_first": None if completed else min(expired, default=None),
+        "expired_unreplaced_last": None if completed else max(expired, default=None),
+        "admin_access_end": _day(state.admin_access_end) if is_open else None,
+    }
+
+
+def timed_bounds(today: date) -> dict[str, tuple[str, date | None, date | None]]:
+    """Each timed flag as (date name, lowest day, highest day), both inclusive: the flag is on
+    when that date of the state lies within the bounds."""
+    soon = today + ENDING_SOON
+    return {
+        Risk.EXPIRING_UNREPLACED: ("next_term_end", None, soon),
+        Risk.AUTO_RENEW_ON: ("auto_renew_term_end", None, soon),
+        # Some expiry within the last 30 days: the latest one is.
+        Risk.GRACE_PERIOD: ("expired_unreplaced_last", today - GRACE_PERIOD, None),
+        # Some expiry more than 30 (120) days ago: the earliest one is.
+        Risk.ACCESS_LOST: ("expired_unreplaced_first", None, today - GRACE_PERIOD - _ONE_DAY),
+        Risk.DATA_LOSS: ("expired_unreplaced_first", None, today - DELETION_AFTER - _ONE_DAY),
+        Risk.ADMIN_ACCESS_EXPIRING: ("admin_access_end", today, soon),
+    }
+
+
+_ONE_DAY = timedelta(days=1)
 
 
 def timed_risks(state: MigrationState, now: datetime) -> set[str]:
     """Flags that depend on the instant `now`: compute at read time, never store."""
-    if state.closed:
-        return set()
-    today = now.date()
-    flags: set[str] = set()
-    for original in state.originals.values():
-        if original.replaced_by is not None:
-            continue
-        if original.status == OriginalStatus.EXPIRED:
-            past = today > grace_period_end(original)
-            flags.add(Risk.DATA_LOSS if past else Risk.GRACE_PERIOD)
-        elif original.status == OriginalStatus.ACTIVE and original.term_end - today <= ENDING_SOON:
-            flags.add(Risk.EXPIRING_UNREPLACED)
-    for original in state.originals.values():
-        ending_soon = original.term_end - today <= ENDING_SOON
-        if original.status == OriginalStatus.ACTIVE and original.auto_renew and ending_soon:
-            flags.add(Risk.AUTO_RENEW_ON)
-    return {str(f) for f in flags}
+    dates = risk_dates(state)
+    flags = set()
+    for risk, (name, low, high) in timed_bounds(now.date()).items():
+        day = dates[name]
+        if day is not None and (low is None or day >= low) and (high is None or day <= high):
+            flags.add(str(risk))
+    return flags
 
 
 def risks(state: MigrationState, now: datetime) -> list[str]:
@@ -99,15 +144,21 @@ def risks(state: MigrationState, now: datetime) -> list[str]:
 
 
 def deadlines(state: MigrationState) -> list[dict[str, str]]:
-    """Dates by which something must happen: the end of each open grace period."""
+    """Dates by which something happens: access lost and data deleted after each unreplaced
+    expiry, and the end of the partner's admin access."""
     out = []
-    for original in state.originals.values():
-        if original.status == OriginalStatus.EXPIRED and original.replaced_by is None:
-            out.append(
-                {
-                    "kind": "grace_period_end",
-                    "subscription_id": original.subscription_id,
-                    "date": grace_period_end(original).isoformat(),
-                }
-            )
+    for o in state.in_scope:
+        if o.status == OriginalStatus.EXPIRED and o.ended_at is not None and not o.replaced_by:
+            expired = o.ended_at.date()
+            for kind, after in (("access_lost", GRACE_PERIOD), ("data_deleted", DELETION_AFTER)):
+                out.append(
+                    {
+                        "kind": kind,
+                        "subscription_id": o.subscription_id,
+                        "date": (expired + after).isoformat(),
+                    }
+                )
+    end = state.admin_access_end
+    if state.closed is None and end is not None:
+        out.append({"kind": "admin_access_ends", "date": end.date().isoformat()})
     return sorted(out, key=lambda d: d["date"])

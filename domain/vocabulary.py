@@ -51,6 +51,14 @@ class Party(StrEnum):
     PARTNER = "partner"
 
 
+class ExclusionReason(StrEnum):
+    """Why an original is out of a migration's scope."""
+
+    KEPT_WITH_OTHER_PARTNER = "kept_with_other_partner"  # multi-partner customers
+    NOT_MIGRATING = "not_migrating"  # the customer drops it
+    RECORDED_IN_ERROR = "recorded_in_error"
+
+
 class CreditOutcome(StrEnum):
     GRANTED = "granted"
     DENIED = "denied"
@@ -74,14 +82,16 @@ class OriginalStatus(StrEnum):
 class Risk(StrEnum):
     LICENSE_SHORTFALL = "license_shortfall"
     CANCELLED_BEFORE_REPLACEMENT = "cancelled_before_replacement"
-    GRACE_PERIOD = "grace_period"
-    DATA_LOSS = "data_loss"
+    GRACE_PERIOD = "grace_period"  # expired, users keep access for 30 days
+    ACCESS_LOST = "access_lost"  # expired more than 30 days ago: disabled
+    DATA_LOSS = "data_loss"  # expired more than 120 days ago: deleted
     EARLY_CANCELLATION = "early_cancellation"
     CREDIT_NOT_REQUESTED = "credit_not_requested"
     REASSIGNMENT_PENDING = "reassignment_pending"
     AUTO_RENEW_ON = "auto_renew_on"
     EXPIRING_UNREPLACED = "expiring_unreplaced"
-    LATE_LICENSE_REDUCTION = "late_license_reduction"
+    ADMIN_ACCESS_EXPIRING = "admin_access_expiring"
+    DOUBLE_BILLING = "double_billing"  # abandoned with a live original beside its replacement
 
 
 def parse(enum: type[StrEnum], value: object, field: str) -> str:

@@ -13,40 +13,29 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.rules import ENDING_SOON, GRACE_PERIOD, HORIZONS_DAYS
+from domain.rules import HORIZONS_DAYS, timed_bounds
 from domain.view import describe
-from domain.vocabulary import Risk, Stage
+from domain.vocabulary import Stage
 from projections import rows
 from projections.verify import verify
 from projections.views import ViewStore
 
-TIMED_RISKS = frozenset(
-    {Risk.EXPIRING_UNREPLACED, Risk.AUTO_RENEW_ON, Risk.GRACE_PERIOD, Risk.DATA_LOSS}
-)
 PAGE = 1000
 
 
-def timed_risk_bounds(now: datetime) -> dict[str, tuple[str, str, str]]:
-    """`rules.timed_risks` (which skips closed migrations) as a bound on one stored date:
-    risk -> (date column of `migrations` / kind of `summary_dates`, comparison, ISO day)."""
-    today = now.date()
-    soon = (today + ENDING_SOON).isoformat()
-    grace_from = (today - GRACE_PERIOD).isoformat()
-    return {
-        Risk.EXPIRING_UNREPLACED: ("next_term_end", "<=", soon),
-        Risk.AUTO_RENEW_ON: ("auto_renew_term_end", "<=", soon),
-        Risk.GRACE_PERIOD: ("expired_unreplaced_last", ">=", grace_from),
-        Risk.DATA_LOSS: ("expired_unreplaced_first", "<", grace_from),
-    }
-
-
 def timed_risk_conditions(now: datetime) -> dict[str, tuple[str, tuple[Any, ...]]]:
-    """SQL over the stored dates equivalent to `rules.timed_risks` (which skips closed
-    migrations): risk -> (condition on the migrations table, parameters)."""
-    return {
-        risk: (f"closed = 0 AND {column} {op} ?", (day,))
-        for risk, (column, op, day) in timed_risk_bounds(now).items()
-    }
+    """`rules.timed_bounds` as SQL over the stored dates: risk -> (condition, parameters)."""
+    out = {}
+    for risk, (column, low, high) in timed_bounds(now.date()).items():
+        parts, params = [f"{column} IS NOT NULL"], []
+        if low is not None:
+            parts.append(f"{column} >= ?")
+            params.append(low.isoformat())
+        if high is not None:
+            parts.append(f"{column} <= ?")
+            params.append(high.isoformat())
+        out[risk] = (" AND ".join(parts), tuple(params))
+    return out
 
 
 class Queries:
@@ -218,10 +207,13 @@ class Queries:
         # so their cost depends on the number of distinct (partner, kind, day), not migrations.
         today = now.date()
         sums, sum_params = [], []
-        timed = timed_risk_bounds(now)
-        for risk, (kind, op, day) in timed.items():
-            sums.append(f"SUM(CASE WHEN kind = ? AND day {op} ? THEN n ELSE 0 END) AS {risk}")
-            sum_params += [kind, day]
+        timed = timed_bounds(today)
+        for risk, (kind, low, high) in timed.items():
+            bounds = "".join(
+                f" AND day {op} ?" for op, bound in ((">=", low), ("<=", high)) if bound is not None
+            )
+            sums.append(f"SUM(CASE WHEN kind = ?{bounds} THEN n ELSE 0 END) AS {risk}")
+            sum_params += [kind, *(b.isoformat() for b in (low, high) if b is not None)]
         for days in HORIZONS_DAYS:
             sums.append(
                 f"SUM(CASE WHEN kind = ? AND day >= ? AND day <= ? THEN n ELSE 0 END) AS d{days}"

@@ -50,6 +50,7 @@ class ReadSide:
         self.tracker = tracker
         self.view = construct_views(env)
         self.view.ensure_tracking_row(tracker.name)
+        self.view.ensure_schema(tracker.name)
         self.runner = Runner(tracker, self.view, batch_size=batch_size, poll_interval=poll_interval)
         self.queries = Queries(self.view, tracker)
         self._on_saved: Callable[[Any], None] = lambda _recordings: self.runner.wake.set()

@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.migration import Migration, event_type
-from domain.rules import standing_risks
-from domain.state import MigrationState
+from domain.rules import DATE_NAMES, risk_dates, standing_risks
+from domain.state import STATE_FORMAT, MigrationState
 from domain.vocabulary import OriginalStatus
 
 MIGRATION_TOPIC_PREFIX = "csp_tracker.migration:"
@@ -118,6 +118,8 @@ def state_dict(value: Any) -> Any:
         value = value.__dict__
     if isinstance(value, dict):
         return {k: v if type(v) in _PLAIN else state_dict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [v if type(v) in _PLAIN else state_dict(v) for v in value]
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -219,37 +221,16 @@ def audit_dict(stored: Any) -> dict[str, Any]:
 
 
 # -- current state ----------------------------------------------------------------------
-def _min_iso(dates: list[date]) -> str | None:
-    return min(dates).isoformat() if dates else None
-
-
-# The stored dates the timed risk flags are decided on, in this order (columns of `migrations`,
-# and kinds of `summary_dates`).
-DATE_COLUMNS = (
-    "next_term_end",
-    "auto_renew_term_end",
-    "expired_unreplaced_first",
-    "expired_unreplaced_last",
-)
+# The stored dates the timed risk flags are decided on (`rules.DATE_NAMES`), in this order:
+# columns of `migrations`, and kinds of `summary_dates`.
+DATE_COLUMNS = DATE_NAMES
 ORIGINAL_TERM_END = "original_term_end"  # summary_dates kind: open, unreplaced, active originals
 
 
-def stored_dates(state: MigrationState) -> tuple[str | None, str | None, str | None, str | None]:
-    """The `DATE_COLUMNS` of a state, as ISO text (None: no such original)."""
-    originals = list(state.originals.values())
-    active = OriginalStatus.ACTIVE.value
-    expired = [
-        o.term_end
-        for o in originals
-        if o.status == OriginalStatus.EXPIRED.value and o.replaced_by is None
-    ]
-    next_end = state.next_term_end
-    return (
-        next_end.isoformat() if next_end else None,
-        _min_iso([o.term_end for o in originals if o.status == active and o.auto_renew]),
-        _min_iso(expired),
-        max(expired).isoformat() if expired else None,
-    )
+def stored_dates(state: MigrationState) -> tuple[str | None, ...]:
+    """The `DATE_COLUMNS` of a state, as ISO text (None: no such date)."""
+    dates = risk_dates(state)
+    return tuple(None if dates[n] is None else dates[n].isoformat() for n in DATE_COLUMNS)  # type: ignore[union-attr]
 
 
 def migration_row(
@@ -257,7 +238,6 @@ def migration_row(
 ) -> tuple[Any, ...]:
     """The `migrations` row: searchable columns plus the state itself (to evolve next time)."""
     originals = list(state.originals.values())
-    access = state.admin_access
     return (
         migration_id,
         state.partner_id,
@@ -270,13 +250,11 @@ def migration_row(
         state.provisioned_licenses,
         dumps({o.subscription_id: o.status for o in originals}),
         *stored_dates(state),
-        int(access is not None),
-        iso(access.expires_at) if access is not None and access.expires_at else None,
         version,
         last_type,
         last_at,
         # Not sorted: the order of originals and replacements is part of the state.
-        _STATE_ENCODER.encode(state_dict(state)),
+        _STATE_ENCODER.encode({**state_dict(state), "format": STATE_FORMAT}),
     )
 
 
@@ -291,12 +269,7 @@ MIGRATION_COLUMNS = (
     "original_licenses",
     "provisioned_licenses",
     "original_statuses",
-    "next_term_end",
-    "auto_renew_term_end",
-    "expired_unreplaced_first",
-    "expired_unreplaced_last",
-    "delegated_admin",
-    "admin_expires_at",
+    *DATE_COLUMNS,
     "version",
     "last_event_type",
     "last_event_at",
@@ -334,16 +307,17 @@ def contribution(state: MigrationState) -> Counter[str]:
 
 def summary_dates(state: MigrationState) -> Counter[tuple[str, str]]:
     """What one migration adds to its partner's `summary_dates` buckets, (kind, day) -> n:
-    each stored date of `DATE_COLUMNS` it has, and the term end of each original still active
-    and unreplaced. Closed migrations add nothing (timed flags and endings skip them)."""
+    each stored date of `DATE_COLUMNS` it has (`rules.risk_dates` leaves out what a closed
+    migration no longer risks), and the term end of each original of an open migration still
+    active and unreplaced."""
     c: Counter[tuple[str, str]] = Counter()
-    if state.closed is not None:
-        return c
     for kind, day in zip(DATE_COLUMNS, stored_dates(state), strict=True):
         if day is not None:
             c[(kind, day)] += 1
-    for o in state.originals.values():
-        if o.status == OriginalStatus.ACTIVE.value and o.replaced_by is None:
+    if state.closed is not None:
+        return c
+    for o in state.in_scope:
+        if o.status == OriginalStatus.ACTIVE.value and not o.replaced_by:
             c[(ORIGINAL_TERM_END, o.term_end.isoformat())] += 1
     return c
 

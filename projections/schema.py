@@ -17,6 +17,10 @@ VIEWS: dict[str, tuple[str, ...]] = {
 }
 TABLES: tuple[str, ...] = tuple(t for tables in VIEWS.values() for t in tables)
 TABLE_PREFIX = "view_"
+# The layout of the view tables. Views built with another layout are dropped and rebuilt from
+# the events when the read side starts (they are derived data); `schema` records the layout.
+SCHEMA_VERSION = 2
+SCHEMA_TABLE = "schema"
 # Leading primary-key columns of each table (a total order of its rows), for comparisons.
 KEY_COLUMNS: dict[str, int] = {"summary_dates": 3}
 
@@ -36,8 +40,7 @@ _TABLES = {
         auto_renew_term_end TEXT,
         expired_unreplaced_first TEXT,
         expired_unreplaced_last TEXT,
-        delegated_admin INTEGER NOT NULL,
-        admin_expires_at TEXT,
+        admin_access_end TEXT,
         version BIGINT NOT NULL,
         last_event_type TEXT NOT NULL,
         last_event_at TEXT NOT NULL,

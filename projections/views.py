@@ -20,6 +20,7 @@ from psycopg.sql import SQL
 
 from projections.schema import (
     KEY_COLUMNS,
+    SCHEMA_VERSION,
     TABLE_PREFIX,
     TABLES,
     VIEWS,
@@ -92,6 +93,27 @@ class ViewStore:
                 ),
                 (app_name,),
             )
+
+    def ensure_schema(self, app_name: str) -> bool:
+        """Drop and re-create the view tables if they were built with another layout, and
+        move tracking back to 0 so that the runner rebuilds them. True if it did."""
+        with self.write() as c:
+            c.execute(self.sql("CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL)"))
+            c.execute(self.sql("SELECT version FROM {schema}"))
+            row = c.fetchone()
+            if row is not None and row["version"] == SCHEMA_VERSION:
+                return False
+            for table in TABLES:
+                c.execute(self.sql(f"DROP TABLE IF EXISTS {{{table}}}"))
+            for statement in create_statements(self._qualified):
+                c.execute(statement)
+            c.execute(
+                self.sql("UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"),
+                (app_name,),
+            )
+            c.execute(self.sql("DELETE FROM {schema}"))
+            c.execute(self.sql("INSERT INTO {schema} (version) VALUES (?)"), (SCHEMA_VERSION,))
+            return True
 
     def guard(self, c: Any, app_name: str, expected: int) -> None:
         """Lock the tracking row; refuse if another runner moved it since we read it.

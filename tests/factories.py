@@ -1,11 +1,16 @@
-"""Builders for given/when/then specifications of the Migration aggregate."""
+"""Builders for tests that go through the Tracker (both stores) and the aggregate."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
 
+from domain.application import Recorded, Tracker
+from domain.commands import Command
 from domain.context import Context
-from domain.migration import Migration, event_type
+from domain.migration import Migration
+from domain.offers import shipped
 
 ADMIN = Context("alice@fabrikam.example", "account_admin")
 SALES = Context("sam@fabrikam.example", "sales_agent")
@@ -13,78 +18,42 @@ BILLING = Context("bill@fabrikam.example", "billing_agent")
 TODAY = datetime.now(UTC).date()
 
 
-def at(days_from_today: float) -> Context:
-    """An account admin recording something that happened `days` from now (negative: past)."""
-    when = datetime.now(UTC) + timedelta(days=days_from_today)
-    return Context(ADMIN.principal, ADMIN.role, occurred_at=when)
+def record(
+    app: Tracker,
+    type: str,
+    migration_id: UUID,
+    ctx: Context,
+    *,
+    expected_version: int | None = None,
+    **fields: Any,
+) -> Recorded:
+    """One command through the tracker's single command path."""
+    return app.execute(migration_id, ctx, Command(type, fields), expected_version)
+
+
+def start(app: Tracker, ctx: Context, **fields: Any) -> Recorded:
+    return app.start(ctx, Command("relationship_requested", fields))
+
+
+def decided(m: Migration, ctx: Context, type: str, **fields: Any) -> Migration:
+    """One command on an aggregate (no store), at the wall clock's now."""
+    m.execute(Command(type, fields), ctx, datetime.now(UTC), shipped())
+    return m
 
 
 def requested(region: str = "europe") -> Migration:
-    return Migration.request_relationship(
+    return Migration.start(
+        uuid4(),
+        Command.of(
+            "relationship_requested",
+            partner_id="fabrikam",
+            partner_region="europe",
+            tenant_id="contoso.onmicrosoft.com",
+            customer_name="Contoso Ltd",
+            customer_region=region,
+            channel="direct",
+        ),
         SALES,
-        partner_id="fabrikam",
-        partner_region="europe",
-        tenant_id="contoso.onmicrosoft.com",
-        customer_name="Contoso Ltd",
-        customer_region=region,
-        channel="direct",
-        multi_partner=False,
+        datetime.now(UTC),
+        shipped(),
     )
-
-
-def with_original(
-    m: Migration,
-    sub: str = "orig-1",
-    *,
-    licenses: int = 25,
-    offer: str = "O365_E3",
-    term_end: date | None = None,
-    via: str = "m365_admin_portal",
-    auto_renew: bool = True,
-) -> Migration:
-    m.record_original(
-        SALES,
-        subscription_id=sub,
-        offer_id=offer,
-        offer_name=offer.replace("_", " "),
-        licenses=licenses,
-        term_end=term_end or TODAY + timedelta(days=60),
-        purchased_via=via,
-        billing_cycle="annual",
-        auto_renew=auto_renew,
-    )
-    return m
-
-
-def accepted(m: Migration) -> Migration:
-    m.accept_invitation(ADMIN, accepted_by="ga@contoso.example")
-    return m
-
-
-def provisioned(
-    m: Migration,
-    sub: str = "csp-1",
-    replaces: str = "orig-1",
-    *,
-    licenses: int = 25,
-    offer: str = "O365_E3",
-) -> Migration:
-    m.provision_subscription(
-        SALES,
-        subscription_id=sub,
-        replaces=replaces,
-        offer_id=offer,
-        offer_name=offer,
-        licenses=licenses,
-    )
-    return m
-
-
-def given(m: Migration) -> Migration:
-    """Clear pending events so the `then` step sees only what `when` recorded."""
-    m.collect_events()
-    return m
-
-
-def recorded(m: Migration) -> list[str]:
-    return [event_type(e) for e in m.collect_events()]

@@ -34,30 +34,13 @@ from api.schemas import (
 from domain import idempotency
 from domain.application import Recorded as DomainRecorded
 from domain.application import Tracker
+from domain.commands import Command
 from domain.context import Context
+from domain.decider import START
 from domain.errors import DomainError
 from domain.migration import Migration
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"], responses=ERROR_RESPONSES)
-
-# One Tracker command per event type: the wire name is the key.
-DISPATCH: dict[str, Callable[..., DomainRecorded]] = {
-    "original_subscription_recorded": Tracker.record_original,
-    "invitation_accepted": Tracker.accept_invitation,
-    "subscription_provisioned": Tracker.provision_subscription,
-    "original_subscription_expired": Tracker.record_expiry,
-    "original_subscription_cancelled": Tracker.record_cancellation,
-    "credit_requested": Tracker.request_credit,
-    "credit_resolved": Tracker.resolve_credit,
-    "admin_access_granted": Tracker.grant_admin_access,
-    "admin_access_removed": Tracker.remove_admin_access,
-    "original_auto_renew_disabled": Tracker.disable_auto_renew,
-    "note_added": Tracker.add_note,
-    "offer_retired": Tracker.retire_offer,
-    "licenses_reassigned": Tracker.reassign_licenses,
-    "licenses_changed": Tracker.change_licenses,
-    "migration_abandoned": Tracker.abandon,
-}
 
 IfMatch = Annotated[
     str | None,
@@ -147,13 +130,14 @@ def request_relationship(
     ctx = Context(
         principal.name, principal.role, correlation_id, body.occurred_at, principal.partner_id
     )
-    fields = body.model_dump(exclude={"occurred_at"})
+    fields = {**body.model_dump(exclude={"occurred_at"}), "partner_id": principal.partner_id}
+    command = Command(START.wire_name(), fields)
     response = _idempotent(
         tracker,
         principal,
         idempotency_key,
         _hash("POST /v1/migrations", body.model_dump(mode="json")),
-        lambda: tracker.request_relationship(ctx, partner_id=principal.partner_id, **fields),
+        lambda: tracker.start(ctx, command),
     )
     response.headers["Location"] = f"/v1/migrations/{json.loads(response.body)['id']}"
     return response
@@ -176,14 +160,13 @@ def record_event(
     ctx = Context(
         principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
     )
-    fields = event.model_dump(exclude={"type", "occurred_at"})
-    command = DISPATCH[event.type]
+    command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
     return _idempotent(
         tracker,
         principal,
         idempotency_key,
         _hash("POST events", str(migration_id), event.model_dump(mode="json")),
-        lambda: command(tracker, migration_id, ctx, **fields, expected_version=expected),
+        lambda: tracker.execute(migration_id, ctx, command, expected_version=expected),
     )
 
 
@@ -228,6 +211,14 @@ def get_migration(
     as_of: Annotated[
         datetime | None, Query(description="ISO time: replay the store to that instant")
     ] = None,
+    basis: Annotated[
+        Literal["recorded", "business"],
+        Query(
+            description="With as_of: 'recorded' (default) is what the store knew then (events "
+            "recorded by then); 'business' is what had happened by then (events whose "
+            "occurred_at is at or before as_of, including those recorded later)"
+        ),
+    ] = "recorded",
 ) -> JSONResponse:
     """The migration's state now (read from the store), or as it stood at `as_of`."""
     migration = own_migration(tracker, migration_id, principal)
@@ -236,8 +227,8 @@ def get_migration(
     else:
         if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
-        past = tracker.get(migration_id, as_of=as_of)
-        body = render.state(past, now=as_of)
+        past = tracker.as_of(migration_id, as_of, basis)
+        body = render.described(past, now=as_of)
     return JSONResponse(body, headers={"ETag": str(body["version"])})
 
 

@@ -11,11 +11,12 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from domain import events
 from domain.application import Tracker
 from domain.errors import Conflict, NotFound, RuleViolated, VersionConflict
 from domain.migration import Migration, event_type
 from domain.partner import Partner
-from tests.factories import ADMIN, BILLING, SALES
+from tests.factories import ADMIN, BILLING, SALES, decided, record, start
 
 TERM_END = date(2027, 1, 31)
 
@@ -28,7 +29,8 @@ def app(tracker: Tracker) -> Tracker:
 
 
 def request(app: Tracker, tenant: str = "contoso.onmicrosoft.com", partner: str = "fabrikam"):
-    return app.request_relationship(
+    return start(
+        app,
         SALES,
         partner_id=partner,
         tenant_id=tenant,
@@ -39,7 +41,9 @@ def request(app: Tracker, tenant: str = "contoso.onmicrosoft.com", partner: str 
 
 
 def record_original(app: Tracker, mid, sub: str = "orig-1", licenses: int = 25):
-    return app.record_original(
+    return record(
+        app,
+        "original_subscription_recorded",
         mid,
         SALES,
         subscription_id=sub,
@@ -60,8 +64,12 @@ class TestGivenAStoredMigration:
     def test_reloading_gives_the_same_state_with_dates_and_money_intact(self, app, store_env):
         mid = request(app)
         record_original(app, mid)
-        app.request_credit(mid, BILLING, subscription_id="orig-1", requested_by="customer")
-        live = app.resolve_credit(
+        record(
+            app, "credit_requested", mid, BILLING, subscription_id="orig-1", requested_by="customer"
+        )
+        live = record(
+            app,
+            "credit_resolved",
             mid,
             BILLING,
             subscription_id="orig-1",
@@ -145,14 +153,16 @@ class TestOneOpenMigrationPerPartnerAndTenant:
 
     def test_after_abandonment_a_new_migration_may_start(self, app):
         mid = request(app)
-        app.abandon(mid, ADMIN, reason="customer paused")
+        record(app, "migration_abandoned", mid, ADMIN, reason="customer paused")
         assert request(app) != mid
 
     def test_after_completion_a_new_migration_may_start(self, app):
         mid = request(app)
         record_original(app, mid)
-        app.accept_invitation(mid, ADMIN, accepted_by="ga@contoso.example")
-        app.provision_subscription(
+        record(app, "invitation_accepted", mid, ADMIN, accepted_by="ga@contoso.example")
+        record(
+            app,
+            "subscription_provisioned",
             mid,
             SALES,
             subscription_id="csp-1",
@@ -161,8 +171,13 @@ class TestOneOpenMigrationPerPartnerAndTenant:
             offer_name="E3",
             licenses=25,
         )
-        done = app.record_cancellation(
-            mid, ADMIN, subscription_id="orig-1", cancelled_by="customer"
+        done = record(
+            app,
+            "original_subscription_cancelled",
+            mid,
+            ADMIN,
+            subscription_id="orig-1",
+            cancelled_by="customer",
         )
         assert [event_type(e) for e in done.events] == [
             "original_subscription_cancelled",
@@ -197,15 +212,20 @@ class TestConcurrency:
         record_original(app, mid)
         before = stored_count(app)
         with pytest.raises(VersionConflict, match="version_conflict"):
-            app.add_note(mid, ADMIN, text="stale", expected_version=1)
+            record(app, "note_added", mid, ADMIN, text="stale", expected_version=1)
         assert stored_count(app) == before
-        assert app.add_note(mid, ADMIN, text="fresh", expected_version=2).migration.version == 3
+        assert (
+            record(
+                app, "note_added", mid, ADMIN, text="fresh", expected_version=2
+            ).migration.version
+            == 3
+        )
 
     def test_two_writers_of_one_version_cannot_both_land(self, app):
         mid = request(app)
         first, second = app.get(mid), app.get(mid)
-        first.add_note(ADMIN, text="one")
-        second.add_note(ADMIN, text="two")
+        decided(first, ADMIN, "note_added", text="one")
+        decided(second, ADMIN, "note_added", text="two")
         app.save(first)
         with pytest.raises(VersionConflict):
             app._save(second)
@@ -236,7 +256,7 @@ class TestSchemaEvolution:
                 StoredEvent(
                     originator_id=mid,
                     originator_version=2,
-                    topic=Migration.OriginalSubscriptionRecorded.TOPIC,
+                    topic=events.OriginalSubscriptionRecorded.TOPIC,
                     state=json.dumps(v1_state).encode(),
                 )
             ]
@@ -245,11 +265,12 @@ class TestSchemaEvolution:
         assert original.auto_renew is True
         assert original.term_end == date(2027, 1, 31)
 
-    def test_new_originals_are_stored_as_version_2(self, app):
+    def test_new_originals_are_stored_as_version_3_with_their_offer_family(self, app):
         mid = request(app)
         record_original(app, mid)
-        stored = app.recorder.select_events(mid)[-1]
-        assert json.loads(stored.state)["class_version"] == 2
+        stored = json.loads(app.recorder.select_events(mid)[-1].state)
+        assert stored["class_version"] == 3
+        assert stored["family"] == "office_365_e3"
 
 
 def test_recorded_time_is_utc_and_business_time_may_be_earlier(app):
@@ -257,7 +278,9 @@ def test_recorded_time_is_utc_and_business_time_may_be_earlier(app):
 
     when = datetime.now(UTC) - timedelta(days=3)
     mid = request(app)
-    event = app.add_note(mid, Context("x", "sales_agent", occurred_at=when), text="late entry")
+    event = record(
+        app, "note_added", mid, Context("x", "sales_agent", occurred_at=when), text="late entry"
+    )
     [note] = event.events
     assert note.occurred_at == when
     assert note.timestamp.utcoffset() == timedelta(0)
@@ -271,7 +294,7 @@ class TestPartnerIsolation:
         stranger = Context("eve@northwind", "account_admin", partner_id="northwind")
         before = stored_count(app)
         with pytest.raises(NotFound, match="migration_not_found"):
-            app.add_note(mid, stranger, text="peek", expected_version=99)
+            record(app, "note_added", mid, stranger, text="peek", expected_version=99)
         assert stored_count(app) == before
 
     def test_the_owning_partner_acts_as_usual(self, app):
@@ -279,7 +302,7 @@ class TestPartnerIsolation:
 
         mid = request(app)
         owner = Context("amy@fabrikam", "account_admin", partner_id="fabrikam")
-        assert app.add_note(mid, owner, text="ours").migration.version == 2
+        assert record(app, "note_added", mid, owner, text="ours").migration.version == 2
 
 
 class TestGivenALongMigration:
@@ -292,7 +315,7 @@ class TestGivenALongMigration:
         mid = request(app)
         record_original(app, mid)
         for i in range(int(SNAPSHOT_INTERVAL * 2.5)):
-            app.add_note(mid, ADMIN, text=f"update {i}")
+            record(app, "note_added", mid, ADMIN, text=f"update {i}")
         events = app.history(mid)
         assert len(list(app.snapshots.get(mid))) == 2
         for cut in (1, SNAPSHOT_INTERVAL - 1, SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 7, 249):
@@ -307,7 +330,7 @@ class TestGivenALongMigration:
 
         mid = request(app)
         for i in range(SNAPSHOT_INTERVAL + 5):
-            app.add_note(mid, ADMIN, text=f"update {i}")
+            record(app, "note_added", mid, ADMIN, text=f"update {i}")
         fresh = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": "0"})
         try:
             assert fresh.get(mid).state == app.get(mid).state

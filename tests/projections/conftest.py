@@ -9,7 +9,7 @@ import pytest
 
 from domain.application import Tracker
 from projections import ReadSide
-from tests.factories import SALES
+from tests.factories import SALES, record, start
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
@@ -38,7 +38,8 @@ def request(
     name: str = "Contoso Ltd",
 ):
     region = "europe" if partner == "fabrikam" else "north_america"
-    return app.request_relationship(
+    return start(
+        app,
         SALES,
         partner_id=partner,
         tenant_id=tenant,
@@ -56,13 +57,16 @@ def record_original(
     licenses: int = 25,
     term_end: date | None = None,
     via: str = "m365_admin_portal",
+    offer: str = "O365_E3",
 ):
-    return app.record_original(
+    return record(
+        app,
+        "original_subscription_recorded",
         mid,
         SALES,
         subscription_id=sub,
-        offer_id="O365_E3",
-        offer_name="Office 365 E3",
+        offer_id=offer,
+        offer_name=offer,
         licenses=licenses,
         term_end=term_end or TODAY + timedelta(days=120),
         purchased_via=via,

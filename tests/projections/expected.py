@@ -21,8 +21,8 @@ def summary_of(states: list[MigrationState], now: datetime) -> dict:
         o.term_end
         for s in states
         if not s.closed
-        for o in s.originals.values()
-        if o.status == OriginalStatus.ACTIVE and o.replaced_by is None
+        for o in s.in_scope
+        if o.status == OriginalStatus.ACTIVE and not o.replaced_by
     ]
     amounts: dict[str, Decimal] = {}
     for s in states:

@@ -9,16 +9,16 @@ from datetime import timedelta
 from itertools import pairwise
 
 from projections.rows import GENESIS_HASH, chain_hash
-from tests.factories import ADMIN, BILLING
+from tests.factories import ADMIN, BILLING, record
 from tests.projections.conftest import NOW, record_original, request
 
 
 def given_two_migrations(app):
     a = request(app)
     record_original(app, a)
-    app.add_note(a, ADMIN, text="kick-off: «café» ✓")
+    record(app, "note_added", a, ADMIN, text="kick-off: «café» ✓")
     b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
-    app.request_credit(a, BILLING, subscription_id="orig-1", requested_by="customer")
+    record(app, "credit_requested", a, BILLING, subscription_id="orig-1", requested_by="customer")
     return a, b
 
 

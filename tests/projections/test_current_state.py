@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain.view import describe
-from tests.factories import ADMIN, SALES
+from tests.factories import ADMIN, SALES, record
 from tests.projections.conftest import NOW, TODAY, record_original, request
 
 
@@ -18,7 +18,7 @@ class TestGivenMigrationsOfTwoPartners:
     def test_each_migration_reads_as_the_domain_describes_it(self, app, read_side):
         a = request(app)
         record_original(app, a)
-        app.accept_invitation(a, ADMIN, accepted_by="ga@contoso.example")
+        record(app, "invitation_accepted", a, ADMIN, accepted_by="ga@contoso.example")
         b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
         read_side.catch_up()
 
@@ -31,7 +31,7 @@ class TestGivenMigrationsOfTwoPartners:
 
     def test_filters_by_partner_stage_and_tenant(self, app, read_side):
         a = request(app)
-        app.accept_invitation(a, ADMIN, accepted_by="ga@contoso.example")
+        record(app, "invitation_accepted", a, ADMIN, accepted_by="ga@contoso.example")
         b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
         read_side.catch_up()
         q = read_side.queries
@@ -94,8 +94,10 @@ class TestGivenAStandingRisk:
     def test_filters_by_stored_risk_flag(self, app, read_side):
         mid = request(app)
         record_original(app, mid)
-        app.accept_invitation(mid, ADMIN, accepted_by="ga@contoso.example")
-        app.provision_subscription(
+        record(app, "invitation_accepted", mid, ADMIN, accepted_by="ga@contoso.example")
+        record(
+            app,
+            "subscription_provisioned",
             mid,
             SALES,
             subscription_id="csp-1",

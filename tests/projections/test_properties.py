@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.errors import DomainError
 from domain.state import replay
 from domain.view import describe
-from tests.factories import ADMIN, BILLING, SALES
+from tests.factories import ADMIN, BILLING, SALES, record, start
 from tests.projections.conftest import NOW, TODAY
 from tests.projections.expected import summary_of
 
@@ -56,7 +56,8 @@ def run(app, partner: str, ops) -> list:
     for slot, name, k, days, licenses in ops:
         try:
             if slot not in slots:
-                slots[slot] = app.request_relationship(
+                slots[slot] = start(
+                    app,
                     SALES,
                     partner_id=partner,
                     tenant_id=f"{partner}-{slot}.example",
@@ -66,7 +67,9 @@ def run(app, partner: str, ops) -> list:
                 ).migration.id
             mid, sub = slots[slot], f"o{k}"
             if name == "original":
-                app.record_original(
+                record(
+                    app,
+                    "original_subscription_recorded",
                     mid,
                     SALES,
                     subscription_id=sub,
@@ -79,19 +82,26 @@ def run(app, partner: str, ops) -> list:
                     auto_renew=days % 2 == 0,
                 )
             elif name == "accept":
-                app.accept_invitation(mid, ADMIN, accepted_by="ga@example")
+                record(app, "invitation_accepted", mid, ADMIN, accepted_by="ga@example")
             elif name == "grant_admin":
-                app.grant_admin_access(
-                    mid, ADMIN, kind="gdap", expires_at=NOW + timedelta(days=abs(days) + 1)
+                record(
+                    app,
+                    "admin_access_granted",
+                    mid,
+                    ADMIN,
+                    kind="gdap",
+                    expires_at=NOW + timedelta(days=abs(days) + 1),
                 )
             elif name == "remove_admin":
-                app.remove_admin_access(mid, ADMIN)
+                record(app, "admin_access_removed", mid, ADMIN)
             elif name == "disable_auto_renew":
-                app.disable_auto_renew(mid, ADMIN, subscription_id=sub)
+                record(app, "original_auto_renew_disabled", mid, ADMIN, subscription_id=sub)
             elif name == "retire_offer":
-                app.retire_offer(mid, ADMIN, subscription_id=sub)
+                record(app, "offer_retired", mid, ADMIN, subscription_id=sub)
             elif name == "provision":
-                app.provision_subscription(
+                record(
+                    app,
+                    "subscription_provisioned",
                     mid,
                     SALES,
                     subscription_id=f"c{k}",
@@ -101,17 +111,35 @@ def run(app, partner: str, ops) -> list:
                     licenses=licenses,
                 )
             elif name == "reassign":
-                app.reassign_licenses(mid, ADMIN, subscription_id=f"c{k}")
+                record(app, "licenses_reassigned", mid, ADMIN, subscription_id=f"c{k}")
             elif name == "change_licenses":
-                app.change_licenses(mid, ADMIN, subscription_id=f"c{k}", licenses=licenses)
+                record(
+                    app, "licenses_changed", mid, ADMIN, subscription_id=f"c{k}", licenses=licenses
+                )
             elif name == "expire":
-                app.record_expiry(mid, ADMIN, subscription_id=sub)
+                record(app, "original_subscription_expired", mid, ADMIN, subscription_id=sub)
             elif name == "cancel":
-                app.record_cancellation(mid, ADMIN, subscription_id=sub, cancelled_by="customer")
+                record(
+                    app,
+                    "original_subscription_cancelled",
+                    mid,
+                    ADMIN,
+                    subscription_id=sub,
+                    cancelled_by="customer",
+                )
             elif name == "request_credit":
-                app.request_credit(mid, BILLING, subscription_id=sub, requested_by="customer")
+                record(
+                    app,
+                    "credit_requested",
+                    mid,
+                    BILLING,
+                    subscription_id=sub,
+                    requested_by="customer",
+                )
             elif name == "resolve_credit":
-                app.resolve_credit(
+                record(
+                    app,
+                    "credit_resolved",
                     mid,
                     BILLING,
                     subscription_id=sub,
@@ -120,11 +148,11 @@ def run(app, partner: str, ops) -> list:
                     currency="EUR" if k else "USD",
                 )
             elif name == "deny_credit":
-                app.resolve_credit(mid, BILLING, subscription_id=sub, outcome="denied")
+                record(app, "credit_resolved", mid, BILLING, subscription_id=sub, outcome="denied")
             elif name == "abandon":
-                app.abandon(mid, ADMIN, reason="test")
+                record(app, "migration_abandoned", mid, ADMIN, reason="test")
             elif name == "note":
-                app.add_note(mid, ADMIN, text="note")
+                record(app, "note_added", mid, ADMIN, text="note")
         except DomainError:
             pass
     return list(slots.values())

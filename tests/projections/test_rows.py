@@ -7,12 +7,36 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from projections import rows
-from tests.factories import ADMIN, accepted, provisioned, requested, with_original
+from tests.factories import ADMIN, SALES, decided, requested
 
 
 class TestWhenAStateIsStored:
     def test_the_row_state_is_the_domains_own_to_dict_in_the_same_order(self):
-        m = provisioned(accepted(with_original(with_original(requested(), "b"), "a")), "c", "a")
+        m = requested()
+        for sub in ("b", "a"):
+            decided(
+                m,
+                SALES,
+                "original_subscription_recorded",
+                subscription_id=sub,
+                offer_id="O365_E3",
+                offer_name="E3",
+                licenses=25,
+                term_end=date(2027, 1, 31),
+                purchased_via="m365_admin_portal",
+                billing_cycle="annual",
+            )
+        decided(m, ADMIN, "invitation_accepted", accepted_by="ga")
+        decided(
+            m,
+            SALES,
+            "subscription_provisioned",
+            subscription_id="c",
+            replaces="a",
+            offer_id="O365_E3",
+            offer_name="E3",
+            licenses=25,
+        )
         stored = json.loads(rows.migration_row(str(m.id), m.state, m.version, "x", "y")[-1])
         assert stored == m.state.to_dict()
         assert list(rows.load_state(json.dumps(stored)).originals) == ["b", "a"]
@@ -34,8 +58,7 @@ class TestCanonicalJson:
 
 class TestWhenTheProjectorBuildsAnAuditRecord:
     def test_its_fast_path_equals_the_reference_row_and_hash(self):
-        m = with_original(requested())
-        m.add_note(ADMIN, text='quote " backslash \\ «ü» \u2028 tab\t')
+        m = decided(requested(), ADMIN, "note_added", text='quote " backslash \\ «ü» \u2028 tab\t')
         for position, event in enumerate(m.collect_events(), start=7):
             reference = rows.audit_row(position, event, "fabrikam", "contoso", "ab" * 32)
             record, digest = rows.audit_record(

@@ -8,7 +8,7 @@ import pytest
 
 from bench.generate import generate
 from projections import ReadSide
-from tests.factories import ADMIN
+from tests.factories import ADMIN, record
 from tests.projections.conftest import NOW, request
 
 
@@ -18,7 +18,7 @@ class TestGivenAStartedReadSide:
         mid = request(app)
         read_side.wait(timeout=5)
         assert read_side.queries.get_migration(str(mid), now=NOW)["version"] == 1
-        app.add_note(mid, ADMIN, text="more")
+        record(app, "note_added", mid, ADMIN, text="more")
         read_side.wait(timeout=5)
         assert read_side.lag()["audit"]["lag"] == 0
         read_side.stop()

@@ -5,17 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from tests.factories import ADMIN, BILLING, SALES
+from domain.context import Context
+from tests.factories import ADMIN, BILLING, SALES, record
 from tests.projections.conftest import NOW, TODAY, record_original, request
 from tests.projections.expected import summary_of
 
 
 def given_a_portfolio(app):
     a = request(app)
-    record_original(app, a, "o1", licenses=10, term_end=TODAY + timedelta(days=5))
+    # o1 is another offer: o2's offer is fully provisioned (with 2 licenses short).
+    record_original(app, a, "o1", licenses=10, term_end=TODAY + timedelta(days=5), offer="EMS_E3")
     record_original(app, a, "o2", licenses=20, term_end=TODAY + timedelta(days=60))
-    app.accept_invitation(a, ADMIN, accepted_by="ga@contoso.example")
-    app.provision_subscription(
+    record(app, "invitation_accepted", a, ADMIN, accepted_by="ga@contoso.example")
+    record(
+        app,
+        "subscription_provisioned",
         a,
         SALES,
         subscription_id="c2",
@@ -24,9 +28,18 @@ def given_a_portfolio(app):
         offer_name="E3",
         licenses=18,
     )
-    app.record_cancellation(a, ADMIN, subscription_id="o2", cancelled_by="customer")
-    app.request_credit(a, BILLING, subscription_id="o2", requested_by="customer")
-    app.resolve_credit(
+    record(
+        app,
+        "original_subscription_cancelled",
+        a,
+        ADMIN,
+        subscription_id="o2",
+        cancelled_by="customer",
+    )
+    record(app, "credit_requested", a, BILLING, subscription_id="o2", requested_by="customer")
+    record(
+        app,
+        "credit_resolved",
         a,
         BILLING,
         subscription_id="o2",
@@ -37,7 +50,7 @@ def given_a_portfolio(app):
     b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
     record_original(app, b, "o1", licenses=7, term_end=TODAY + timedelta(days=80))
     c = request(app, "gone.onmicrosoft.com")
-    app.abandon(c, ADMIN, reason="went elsewhere")
+    record(app, "migration_abandoned", c, ADMIN, reason="went elsewhere")
     return [a, b, c]
 
 
@@ -84,8 +97,8 @@ class TestGivenAPortfolio:
         assert later["overall"]["risks"]["expiring_unreplaced"] == 2
 
 
-# Query times around every threshold: the horizons (7/30/90 days ahead), ENDING_SOON (30) and
-# the grace period (30 days after an expired original's term end), from well before to after.
+# Query times around every threshold: the horizons (7/30/90 days ahead), ENDING_SOON (30),
+# the grace period (30 days after an expiry) and deletion (120 days), from well before to after.
 OFFSETS = [*range(-45, 130), 200, 400]
 
 
@@ -96,15 +109,20 @@ def given_dates_on_every_boundary(app):
     for sub, days in (("o7", 7), ("o8", 8), ("o30", 30), ("o31", 31), ("o90", 90), ("o91", 91)):
         record_original(app, a, sub, term_end=TODAY + timedelta(days=days))
         if days % 2:
-            app.disable_auto_renew(a, ADMIN, subscription_id=sub)
+            record(app, "original_auto_renew_disabled", a, ADMIN, subscription_id=sub)
     b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
-    for sub, days in (("e1", -31), ("e2", -29), ("e3", 2), ("live", 45), ("swap", 10)):
+    expired = (("e1", -31), ("e2", -29), ("e3", -125), ("e4", -100))
+    for sub, days in (*expired, ("live", 45), ("swap", 10)):
         record_original(app, b, sub, term_end=TODAY + timedelta(days=days))
-        app.disable_auto_renew(b, ADMIN, subscription_id=sub)
-    for sub in ("e1", "e2", "e3"):
-        app.record_expiry(b, ADMIN, subscription_id=sub)
-    app.accept_invitation(b, ADMIN, accepted_by="ga@woodgrove.example")
-    app.provision_subscription(
+        record(app, "original_auto_renew_disabled", b, ADMIN, subscription_id=sub)
+    for sub, days in expired:
+        # Expired on its term end (the grace period counts from the actual expiry).
+        on_term_end = Context(ADMIN.principal, ADMIN.role, occurred_at=NOW + timedelta(days=days))
+        record(app, "original_subscription_expired", b, on_term_end, subscription_id=sub)
+    record(app, "invitation_accepted", b, ADMIN, accepted_by="ga@woodgrove.example")
+    record(
+        app,
+        "subscription_provisioned",
         b,
         SALES,
         subscription_id="c1",
@@ -115,7 +133,7 @@ def given_dates_on_every_boundary(app):
     )
     c = request(app, "gone.onmicrosoft.com")
     record_original(app, c, "o1", term_end=TODAY + timedelta(days=3))
-    app.abandon(c, ADMIN, reason="went elsewhere")
+    record(app, "migration_abandoned", c, ADMIN, reason="went elsewhere")
     return [a, b, c]
 
 
@@ -142,14 +160,17 @@ class TestGivenDatesOnEveryBoundary:
         assert overall["risks"]["expiring_unreplaced"] == 1
         assert overall["risks"]["auto_renew_on"] == 1
         assert overall["risks"]["grace_period"] == 1
+        assert overall["risks"]["access_lost"] == 1
         assert overall["risks"]["data_loss"] == 1
 
     def test_counts_follow_changes_and_closed_migrations_drop_out(self, app, read_side):
         a, b, c = given_dates_on_every_boundary(app)
         read_side.catch_up()
         # When dates change (a replacement, an expiry) and a migration is abandoned...
-        app.accept_invitation(a, ADMIN, accepted_by="ga@contoso.example")
-        app.provision_subscription(
+        record(app, "invitation_accepted", a, ADMIN, accepted_by="ga@contoso.example")
+        record(
+            app,
+            "subscription_provisioned",
             a,
             SALES,
             subscription_id="c7",
@@ -158,14 +179,24 @@ class TestGivenDatesOnEveryBoundary:
             offer_name="E3",
             licenses=25,
         )
-        app.record_expiry(a, ADMIN, subscription_id="o31")
-        app.abandon(b, ADMIN, reason="customer left")
+        record(
+            app,
+            "original_subscription_cancelled",
+            a,
+            ADMIN,
+            subscription_id="o31",
+            cancelled_by="customer",
+        )
+        record(app, "migration_abandoned", b, ADMIN, reason="customer left")
         read_side.catch_up()
-        # ...the summary still equals the domain at every time, b contributing no timed count,
+        # ...the summary still equals the domain at every time: abandoned b no longer counts as
+        # ending, but keeps the flags of its expired, unreplaced originals (rule 10),
         summaries_match_the_domain_at_every_offset(app, read_side, [a, b, c])
         northwind = read_side.queries.summary(now=NOW, partner_id="northwind")["partners"]
         assert northwind["northwind"]["ending_unreplaced"] == {"7": 0, "30": 0, "90": 0}
-        assert not set(northwind["northwind"]["risks"]) & {"grace_period", "data_loss"}
+        risks = northwind["northwind"]["risks"]
+        assert {"grace_period", "access_lost", "data_loss"} <= set(risks)
+        assert "expiring_unreplaced" not in risks
         # ...and the buckets are exactly those of a rebuild (emptied buckets are deleted).
         incremental = read_side.view.dump(app.name)
         assert all(row[-1] > 0 for row in incremental["summary_dates"])

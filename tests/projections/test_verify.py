@@ -8,14 +8,14 @@ import sqlite3
 import psycopg
 
 from tests.conftest import PG
-from tests.factories import ADMIN
+from tests.factories import ADMIN, record
 from tests.projections.conftest import record_original, request
 
 
 def given_a_history(app, read_side):
     mid = request(app)
     record_original(app, mid)
-    app.add_note(mid, ADMIN, text="original text")
+    record(app, "note_added", mid, ADMIN, text="original text")
     request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
     read_side.catch_up()
     rows, _ = read_side.queries.audit(event_type="note_added")
