@@ -29,6 +29,8 @@ CUSTOMERS = [
     "Lamna Healthcare", "Munson's Pickles", "Nod Publishers", "Olympia Sports", "Phone Company",
     "Stellar Outdoor", "Tasmanian Traders", "Wayfarer Gear", "Best For You Organics",
     "Contoso Pharmaceuticals", "Fabrikam Residences", "First Up Consultants",
+    "Northwind Traders", "Adventure Works", "Alpine Ski Resort", "Boulder Innovations",
+    "Liberty Bakery", "Tailwind Traders",
 ]  # fmt: skip
 
 Step = Callable[..., None]
@@ -49,13 +51,13 @@ def _scenarios(today: date) -> list[Callable[[Step], None]]:
 
     accepted = {"type": "invitation_accepted", "accepted_by": "admin@customer.example"}
 
-    def provisioned(sub="csp-1", replaces="orig-1", licenses=25, offer="O365_E3"):
+    def provisioned(sub="csp-1", replaces="orig-1", licenses=25, offer="O365_E3", name=None):
         return {
             "type": "subscription_provisioned",
             "subscription_id": sub,
             "replaces": replaces,
             "offer_id": offer,
-            "offer_name": offer.replace("_", " "),
+            "offer_name": name or offer.replace("_", " "),
             "licenses": licenses,
         }
 
@@ -121,7 +123,8 @@ def _scenarios(today: date) -> list[Callable[[Step], None]]:
         step(30, original(days=60))
         step(25, {"type": "offer_retired", "subscription_id": "orig-1"})
         step(20, accepted)
-        step(15, provisioned(offer="M365_BUSINESS_STANDARD"))
+        # The new-commerce successor of the retired legacy offer: users must be moved onto it.
+        step(15, provisioned(offer="CFQ7TTC0LF8R:0001", name="Office 365 E3 (new commerce)"))
 
     def in_grace_period(step: Step) -> None:
         step(60, original(days=-10))
@@ -129,10 +132,29 @@ def _scenarios(today: date) -> list[Callable[[Step], None]]:
         step(50, accepted)
         step(9, {"type": "original_subscription_expired", "subscription_id": "orig-1"})
 
+    def consolidated(step: Step) -> None:
+        # Two E3 originals (10 + 15 seats) replaced by one CSP subscription of 25.
+        step(40, original("orig-1", licenses=10, days=-3))
+        step(40, original("orig-2", licenses=15, days=-3, offer="o365_e3"))
+        step(35, accepted)
+        step(30, provisioned(replaces=["orig-1", "orig-2"], licenses=25))
+        for sub in ("orig-1", "orig-2"):
+            step(20, {"type": "original_auto_renew_disabled", "subscription_id": sub})
+            step(2, {"type": "original_subscription_expired", "subscription_id": sub})
+
+    def multi_partner(step: Step) -> None:
+        # Exchange stays with the customer's other partner; only E3 moves.
+        step(40, original(days=50))
+        step(40, original("orig-2", licenses=40, days=50, offer="EXO_P1"))
+        step(38, {"type": "original_excluded", "subscription_id": "orig-2",
+                  "reason": "kept_with_other_partner"})  # fmt: skip
+        step(30, accepted)
+        step(25, provisioned())
+
     return [
         invited, invited_renewing_soon, accepted_only, provisioning, provisioned_waiting,
         completed_by_cancellation, completed_by_expiry, abandoned, cancelled_before_replacement,
-        license_shortfall, reassignment_pending, in_grace_period,
+        license_shortfall, reassignment_pending, in_grace_period, consolidated, multi_partner,
     ]  # fmt: skip
 
 
@@ -153,6 +175,7 @@ def load_demo(tracker: Tracker) -> dict[str, str]:
             domain = "".join(c for c in customer.lower() if c.isalnum())[:20]
             started = now - timedelta(days=100)
             ctx = Context(principal, "account_admin", occurred_at=started)
+            multi = scenario.__name__ == "multi_partner"
             recorded = tracker.start(
                 ctx,
                 Command.of(
@@ -161,7 +184,8 @@ def load_demo(tracker: Tracker) -> dict[str, str]:
                     tenant_id=f"{domain}.onmicrosoft.com",
                     customer_name=f"{customer} Ltd",
                     customer_region=region,
-                    channel="direct",
+                    channel="other_partner" if multi else "direct",
+                    multi_partner=multi,
                 ),
             )
             migration_id = recorded.migration.id

@@ -13,12 +13,17 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    MapperDeserialisationError,
+    Recording,
+    Transcoding,
+)
 
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
@@ -26,7 +31,7 @@ from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
-from domain.state import MigrationState, replay
+from domain.state import MigrationState, StaleState, replay
 
 
 class DateAsISO(Transcoding):
@@ -140,7 +145,11 @@ class Tracker(Application[UUID]):
     def start(self, ctx: Context, command: Command) -> Recorded:
         """Step 1: a new migration for the actor's partner (`command.fields["partner_id"]`)."""
         partner = self.get_partner(str(command.fields.get("partner_id") or ""))
-        fields = {**command.fields, "partner_id": partner.partner_id, "partner_region": partner.region}
+        fields = {
+            **command.fields,
+            "partner_id": partner.partner_id,
+            "partner_region": partner.region,
+        }
         migration = Migration.start(
             uuid4(), Command(command.type, fields), ctx, self.clock(), self.offers
         )
@@ -255,9 +264,14 @@ class Tracker(Application[UUID]):
     def _snapshot_at(self, migration_id: UUID, as_of: datetime) -> tuple[Any, int | None]:
         """The newest snapshot whose last event was recorded at or before `as_of`."""
         if self.snapshots is not None:
-            for snapshot in self.snapshots.get(migration_id, desc=True):
-                if snapshot.state["_modified_on"] <= as_of:
-                    return snapshot.mutate(None), snapshot.originator_version
+            try:
+                for snapshot in self.snapshots.get(migration_id, desc=True):
+                    if snapshot.state["_modified_on"] <= as_of:
+                        return snapshot.mutate(None), snapshot.originator_version
+            except MapperDeserialisationError as error:
+                if not isinstance(error.__cause__, StaleState):
+                    raise
+                # written by an older version: replay from the first event
         return None, None
 
     def _events_of(self, migration_id: UUID, after: int | None = None) -> Iterator[Migration.Event]:
@@ -271,6 +285,12 @@ class Tracker(Application[UUID]):
             migration = self.repository.get(migration_id, projector_func=_fold)
         except AggregateNotFoundError:
             raise _not_found(migration_id) from None
+        except MapperDeserialisationError as error:
+            if not isinstance(error.__cause__, StaleState):
+                raise
+            # Its newest snapshot was written by an older version (snapshots are a cache):
+            # replay every event; the next snapshot is written in today's format.
+            migration = _fold(None, self._events_of(migration_id))
         if not isinstance(migration, Migration):
             raise _not_found(migration_id)
         return migration

@@ -69,9 +69,7 @@ def instant(f: Fields, name: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInput(
-            f"invalid_{name}", f"{name} must be a time with a time zone", field=name
-        )
+        raise InvalidInput(f"invalid_{name}", f"{name} must be a time with a time zone", field=name)
     return value
 
 

@@ -16,8 +16,14 @@ from typing import Any, Protocol
 
 from domain.vocabulary import OriginalStatus, Stage
 
-# The shape of `to_dict()`. Version 1 (before the domain rules issue) is read by `_upgrade`.
+# The shape of `to_dict()`. Format 1 (before the domain rules issue) kept less than the events
+# say (one admin access slot, no business time of progress): it is not upgraded but refused
+# (`StaleState`), and the state is rebuilt from the events instead.
 STATE_FORMAT = 2
+
+
+class StaleState(ValueError):
+    """A stored state (a snapshot's) written in another format: replay the events instead."""
 
 
 @dataclass
@@ -230,7 +236,9 @@ class MigrationState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MigrationState:
-        data = _upgrade(dict(data))
+        data = dict(data)
+        if data.pop("format", 1) != STATE_FORMAT:
+            raise StaleState(f"state format {data.get('format', 1)} is not {STATE_FORMAT}")
         access = data.pop("admin_access")
         originals = data.pop("originals")
         replacements = data.pop("replacements")
@@ -290,29 +298,3 @@ _PARSERS = {
 def _decode(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     types = {f.name: f.type for f in fields(cls)}
     return {k: _PARSERS.get(str(types[k]), lambda v: v)(v) for k, v in data.items() if k in types}
-
-
-def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A state written in format 1 (one admin access slot, one original per replacement,
-    stored cancellation flags) in today's shape. Snapshots and view rows of old stores hold it."""
-    if data.pop("format", 1) >= 2:
-        return data
-    access = data.pop("admin_access", None)
-    data["admin_access"] = (
-        {}
-        if not access
-        else {access["kind"]: {"relationship_id": access["kind"], "removed_at": None, **access}}
-    )
-    from domain.offers import offer_key
-
-    for o in data["originals"].values():
-        o.pop("cancelled_before_replacement", None)
-        o.pop("early_cancellation", None)
-        o["family"] = offer_key(o["offer_id"])
-        o["replaced_by"] = [o["replaced_by"]] if o.get("replaced_by") else []
-    for r in data["replacements"].values():
-        r.pop("late_reduction", None)
-        r["replaces"] = [r["replaces"]]
-        r["family"] = data["originals"][r["replaces"][0]]["family"]
-        r["seat_lots"] = [[r["purchased_at"], r["licenses"]]]
-    return data

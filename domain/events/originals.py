@@ -220,9 +220,7 @@ class OriginalSubscriptionRenewed(Migration.Event):
         original = _active(state, c)
         term_end = f.day(c, "term_end")
         if not original.auto_renew:
-            raise RuleViolated(
-                "auto_renew_off", f"auto-renew of {original.subscription_id} is off"
-            )
+            raise RuleViolated("auto_renew_off", f"auto-renew of {original.subscription_id} is off")
         _not_before_term_end(original, at)
         if term_end <= original.term_end:
             raise InvalidInput(

@@ -71,8 +71,10 @@ class SubscriptionProvisioned(Migration.Event):
                     f"offer {o.offer_id} is retired: provision an equivalent offer",
                     offer_id=o.offer_id,
                 )
-            if o.offer_retired and offers.knows(o.offer_id) and not offers.equivalent(
-                o.offer_id, offer_id
+            if (
+                o.offer_retired
+                and offers.knows(o.offer_id)
+                and not offers.equivalent(o.offer_id, offer_id)
             ):
                 raise RuleViolated(
                     "offer_not_equivalent",
@@ -215,7 +217,8 @@ class LicenseReductionAccepted(Migration.Event):
             (
                 o.family
                 for o in state.in_scope
-                if o.family == offers.family(offer_id) or offer_key(o.offer_id) == offer_key(offer_id)
+                if o.family == offers.family(offer_id)
+                or offer_key(o.offer_id) == offer_key(offer_id)
             ),
             None,
         )

@@ -60,6 +60,16 @@ class TestPartnersAndKeys:
         cli("partners", "add", "--id", "p1", "--name", "P One", "--region", "Europe")
         assert "europe" in cli("partners", "list")[1]
 
+    def test_an_unknown_region_is_refused_and_a_country_code_is_read_as_its_region(self, cli):
+        code, _, err = cli("partners", "add", "--id", "p2", "--name", "P", "--region", "mars")
+        assert code == 2
+        assert "invalid_region" in err
+        assert cli("partners", "add", "--id", "p3", "--name", "P", "--region", "SE")[0] == 0
+        assert "p3" in cli("partners", "list")[1]
+        assert "europe" in next(
+            line for line in cli("partners", "list")[1].splitlines() if "p3" in line
+        )
+
     def test_refusals_exit_2_with_the_code(self, cli):
         code, _, err = cli("keys", "create", "--name", "k", "--role", "sales_agent",
                            "--partner", "nobody")  # fmt: skip
@@ -80,7 +90,7 @@ class TestDemoAndTheAuditTrail:
         # Each demo migration is listed with its stage and flags: the four seed steps walked
         # to completion, and risky customers among them.
         listed = [line.split() for line in out.splitlines() if line.startswith("  fabrikam ")]
-        assert len(listed) == 12
+        assert len(listed) == 14
         stages = {word for line in listed for word in line}
         assert {"invited", "accepted", "provisioning", "provisioned", "completed"} <= stages
         assert {"license_shortfall", "grace_period"} <= {w.strip(",") for w in stages}

@@ -24,10 +24,17 @@ class TestWhenRequestingARelationship:
         assert body["state"]["partner_id"] == "fabrikam"
         assert [e["type"] for e in body["events"]] == ["relationship_requested"]
 
-    def test_refuses_region_mismatch_with_422(self, api):
+    def test_refuses_region_mismatch_with_422_naming_both_regions(self, api):
+        response = api.post("sales_a", "/v1/migrations", {**SEED, "customer_region": "JP"})
+        assert response.status_code == 422
+        body = response.json()
+        assert body["error"] == "region_mismatch"
+        assert "europe" in body["message"] and "asia_pacific" in body["message"]
+
+    def test_refuses_an_unknown_region_with_422(self, api):
         response = api.post("sales_a", "/v1/migrations", {**SEED, "customer_region": "asia"})
         assert response.status_code == 422
-        assert response.json()["error"] == "region_mismatch"
+        assert response.json()["error"] == "invalid_customer_region"
 
     def test_refuses_second_open_migration_with_409_naming_it(self, api):
         first = api.new_migration()
@@ -100,7 +107,7 @@ class TestWhenRecordingTheFourSeedSteps:
         assert body["state"]["licenses"] == {"original": 25, "provisioned": 25}
         original = body["state"]["originals"][0]
         assert original["status"] == "cancelled"
-        assert original["replaced_by"] == "csp-1"
+        assert original["replaced_by"] == ["csp-1"]
 
     def test_events_carry_principal_role_and_business_time(self, api):
         migration_id = api.new_migration()["id"]

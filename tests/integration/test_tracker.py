@@ -14,7 +14,7 @@ from eventsourcing.persistence import StoredEvent
 from domain import events
 from domain.application import Tracker
 from domain.errors import Conflict, NotFound, RuleViolated, VersionConflict
-from domain.migration import Migration, event_type
+from domain.migration import event_type
 from domain.partner import Partner
 from tests.factories import ADMIN, BILLING, SALES, decided, record, start
 
