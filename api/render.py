@@ -10,7 +10,15 @@ from uuid import UUID
 from domain.migration import Migration, event_type
 from domain.view import describe
 
-_METADATA = {"originator_id", "originator_version", "timestamp"}
+# Library bookkeeping and the stream links (domain.chain) are not part of an event on the wire.
+_METADATA = {
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "_prev",
+    "_link",
+}
 
 
 def plain(value: Any) -> Any:

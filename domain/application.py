@@ -20,11 +20,13 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     MapperDeserialisationError,
     Recording,
     Transcoding,
 )
 
+from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
 from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
@@ -111,9 +113,20 @@ class Tracker(Application[UUID]):
         # letting them retry the database lock with back-off sleeps.
         self._write_lock = threading.Lock()
 
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The library's mapper, plus the stream link of every migration event (domain.chain).
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=ChainingMapper
+        )
+
     def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
-        with self._write_lock:
-            return super()._record(processing_event)
+        with self._write_lock, saving() as links:
+            recordings = super()._record(processing_event)
+        # The saved migrations now end at the links their last events were stored with.
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            if isinstance(aggregate, Migration) and aggregate_id in links:
+                aggregate._chain_head = links[aggregate_id]
+        return recordings
 
     def _notify(self, recordings: list[Recording]) -> None:
         for listener in self.on_saved:

@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from domain import fields as f
 from domain import regions, roles
+from domain.chain import GENESIS, LINK, PREV
 from domain.context import Context
 from domain.errors import NotFound, RuleViolated
 from domain.offers import Catalogue
@@ -37,6 +38,8 @@ class Migration(Aggregate):
 
     def __init__(self) -> None:
         self.state = MigrationState()
+        # The stream link of the last stored event (domain.chain): the next event commits to it.
+        self._chain_head: str | None = None
 
     class Event(Aggregate.Event):
         """Every migration event carries who (principal, role), when in the business
@@ -66,6 +69,9 @@ class Migration(Aggregate):
 
         def apply(self, aggregate: Migration) -> None:
             self.evolve(aggregate.state)
+            stored_link = self.__dict__.get(LINK)  # set when decoded from the store
+            if stored_link is not None:
+                aggregate._chain_head = stored_link
 
         def evolve(self, state: MigrationState) -> None:
             """Apply this event to derived state. Overridden per event."""
@@ -145,6 +151,7 @@ class Migration(Aggregate):
         migration = cls._create(first.event_class, id=migration_id, timestamp=now, **first.values)
         for decision in rest:
             migration.trigger_event(decision.event_class, timestamp=now, **decision.values)
+        migration._note_chain_head()
         return migration
 
     def execute(self, command: Any, ctx: Context, now: datetime, offers: Catalogue) -> None:
@@ -153,6 +160,14 @@ class Migration(Aggregate):
 
         for decision in decide(self.state, command, ctx, now, offers):
             self.trigger_event(decision.event_class, timestamp=now, **decision.values)
+        self._note_chain_head()
+
+    def _note_chain_head(self) -> None:
+        """Tell the first unsaved event which stored link it follows (domain.chain; the
+        mapper links the others of the same save to each other)."""
+        for event in self.pending_events:
+            if PREV not in event.__dict__:
+                object.__setattr__(event, PREV, self._chain_head or GENESIS)
 
     # -- helpers -------------------------------------------------------------------------
     @property

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +18,38 @@ from eventsourcing.projection import Projection
 
 from domain.migration import Migration, event_type
 from domain.state import MigrationState
-from projections import rows
+from projections import merkle, rows
+from projections.heads import Signer, TreeHead
+from projections.ledger import LedgerView
 from projections.schema import VIEWS
 from projections.views import ViewStore
 
 ALL_VIEWS = frozenset(VIEWS)
+
+
+@dataclass(frozen=True)
+class HeadPolicy:
+    """When the projector signs a tree head: every `every` events or `seconds` seconds."""
+
+    signer: Signer
+    every: int = 1000
+    seconds: float = 60.0
+
+    def issue(
+        self, ledger: LedgerView, c: Any, size: int, root: bytes, force: bool = False
+    ) -> TreeHead | None:
+        return ledger.issue(
+            c,
+            self.signer,
+            size,
+            root,
+            datetime.now(UTC),
+            every=self.every,
+            seconds=self.seconds,
+            force=force,
+        )
+
+
 Item = tuple[int, Migration.Event]  # (position in the application's log, event)
 
 _UPSERT_MIGRATION = (
@@ -50,22 +79,43 @@ class ReadModelProjection(Projection[ViewStore]):
     name = "csp_tracker_views"
     topics = rows.MIGRATION_TOPICS
 
-    def __init__(self, view: ViewStore, app_name: str = "csp_tracker") -> None:
+    def __init__(
+        self, view: ViewStore, app_name: str = "csp_tracker", heads: HeadPolicy | None = None
+    ) -> None:
         super().__init__(view)
         self.app_name = app_name
+        self.ledger = LedgerView(view)
+        self.heads = heads
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        # The library's per-event interface sees decoded events only: the ledger, which hashes
+        # the stored bytes, is kept by `process_batch` (the path the runner uses).
         items = [(tracking.notification_id, domain_event)]
         with self.view.write() as c:
             self.view._insert_tracking(c, tracking)  # type: ignore[attr-defined]
-            self.apply(c, items)
+            self.apply(c, items, ALL_VIEWS - {"ledger"})
 
-    def process_batch(self, items: Sequence[Item], *, expected: int, last: int) -> None:
-        """Apply `items` (the Migration events among positions expected+1..last) exactly once."""
+    def process_batch(
+        self, items: Sequence[Item], *, expected: int, last: int, raw: Sequence[Any] = ()
+    ) -> None:
+        """Apply `items` (the Migration events among positions expected+1..last) and `raw` (every
+        stored event in that range, for the ledger) exactly once."""
         with self.view.write() as c:
             self.view.guard(c, self.app_name, expected)
             self.view._insert_tracking(c, Tracking(self.app_name, last))  # type: ignore[attr-defined]
-            self.apply(c, items)
+            size, root = self.apply(c, items, raw=raw)
+            if self.heads is not None and raw:
+                self.heads.issue(self.ledger, c, size, root)
+
+    def issue_head(self, *, force: bool = False) -> Any:
+        """A head for the ledger as it stands, if one is due (or `force`): called when idle, so
+        the last events are anchored within the head interval even if no more arrive."""
+        if self.heads is None:
+            return None
+        with self.view.write() as c:
+            size = self.ledger.size(c)
+            root = merkle.root(size, lambda level, i: self.ledger._node(c, level, i))
+            return self.heads.issue(self.ledger, c, size, root, force=force)
 
     # -- the work ----------------------------------------------------------------------------
     def apply(
@@ -74,11 +124,17 @@ class ReadModelProjection(Projection[ViewStore]):
         items: Sequence[Item],
         views: frozenset[str] = ALL_VIEWS,
         states: dict[str, MigrationState] | None = None,
-    ) -> None:
-        """Write `views` for `items`. `states` (all states so far, kept by the caller) replaces
-        reading them from the migrations table: used to rebuild one view alone."""
+        raw: Sequence[Any] = (),
+    ) -> tuple[int, bytes]:
+        """Write `views` for `items` (and the ledger for `raw`); the ledger's size and root
+        after it (0 and the empty root when the ledger is not written). `states` (all states
+        so far, kept by the caller) replaces reading them from the migrations table: used to
+        rebuild one view alone."""
+        ledger = (0, merkle.EMPTY_ROOT)
+        if "ledger" in views and raw:
+            ledger = self.ledger.append(c, raw)
         if not items:
-            return
+            return ledger
         v = self.view
         ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))  # first-seen order
         current = self._load(c, ids) if states is None else states
@@ -125,6 +181,7 @@ class ReadModelProjection(Projection[ViewStore]):
             c.executemany(v.sql(_INSERT_AUDIT), audit)
         if "summary" in views:
             self._summary(c, ids, current, before)
+        return ledger
 
     def _load(self, c: Any, ids: list[str]) -> dict[str, MigrationState]:
         c.execute(

@@ -14,7 +14,8 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteFactory
 from eventsourcing.utils import Environment
 
-from projections.projector import ReadModelProjection
+from projections.ledger import LedgerView
+from projections.projector import HeadPolicy, ReadModelProjection
 from projections.queries import Queries
 from projections.runner import Runner
 from projections.schema import VIEWS
@@ -46,12 +47,16 @@ class ReadSide:
         *,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
+        heads: HeadPolicy | None = None,
     ) -> None:
         self.tracker = tracker
         self.view = construct_views(env)
         self.view.ensure_tracking_row(tracker.name)
         self.view.ensure_schema(tracker.name)
-        self.runner = Runner(tracker, self.view, batch_size=batch_size, poll_interval=poll_interval)
+        self.runner = Runner(
+            tracker, self.view, batch_size=batch_size, poll_interval=poll_interval, heads=heads
+        )
+        self.ledger = LedgerView(self.view).reader()
         self.queries = Queries(self.view, tracker)
         self._on_saved: Callable[[Any], None] = lambda _recordings: self.runner.wake.set()
 
@@ -102,6 +107,11 @@ class ReadSide:
             name: {"position": position, "head": head, "lag": max(head - position, 0)}
             for name in VIEW_NAMES
         }
+
+    def issue_head(self, *, force: bool = False) -> Any:
+        """Catch up, then sign a head for the ledger now if one is due (or `force`)."""
+        self.catch_up()
+        return self.runner.projection.issue_head(force=force)
 
     def rebuild(
         self, view: str | None = None, progress: Callable[[int, int], None] | None = None

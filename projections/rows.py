@@ -32,6 +32,8 @@ _NOT_PAYLOAD = frozenset(
         "role",
         "occurred_at",
         "correlation_id",
+        "_prev",  # the stream link (domain.chain): covered by the ledger, not audit payload
+        "_link",
     }
 )
 AUDIT_COLUMNS = (

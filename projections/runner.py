@@ -20,7 +20,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from domain.state import MigrationState
-from projections.projector import ALL_VIEWS, ReadModelProjection
+from projections.projector import ALL_VIEWS, HeadPolicy, ReadModelProjection
 from projections.rows import MIGRATION_TOPIC_PREFIX
 from projections.schema import VIEWS
 from projections.views import TrackingConflict, ViewStore
@@ -38,13 +38,14 @@ class Runner:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         linger: float = 0.05,
+        heads: HeadPolicy | None = None,
     ) -> None:
         self.app = app
         # After a wake-up, let more writes arrive before applying: under load the views are
         # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
         self.linger = linger
         self.view = view
-        self.projection = ReadModelProjection(view, app.name)
+        self.projection = ReadModelProjection(view, app.name, heads)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.lock = threading.RLock()  # one batch at a time in this process
@@ -80,7 +81,7 @@ class Runner:
             ]
             last = notifications[-1].id
             try:
-                self.projection.process_batch(items, expected=start, last=last)
+                self.projection.process_batch(items, expected=start, last=last, raw=notifications)
             except TrackingConflict:
                 # Another runner applied (some of) these first: nothing written; resume after it.
                 self._position = None
@@ -126,8 +127,16 @@ class Runner:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            if n == 0 and self.wake.wait(self.poll_interval) and self.linger:
-                self.stopping.wait(self.linger)
+            if n == 0:
+                self._heads_when_idle()
+                if self.wake.wait(self.poll_interval) and self.linger:
+                    self.stopping.wait(self.linger)
+
+    def _heads_when_idle(self) -> None:
+        try:
+            self.projection.issue_head()
+        except Exception:  # a head is issued on a later pass; never stop following for it
+            log.exception("issuing a tree head failed")
 
     def start(self) -> None:
         if self._threads:
@@ -229,7 +238,7 @@ class Runner:
             ]
             with self.view.write() as c:
                 self.view.guard(c, app, target)
-                self.projection.apply(c, items, frozenset([view]), states)
+                self.projection.apply(c, items, frozenset([view]), states, raw=notifications)
             position = notifications[-1].id
             total += len(notifications)
             if progress is not None:

@@ -14,13 +14,15 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "migrations": ("migrations", "migration_risks"),
     "audit": ("audit",),
     "summary": ("summary", "summary_dates"),
+    "ledger": ("ledger_leaves", "ledger_nodes"),
 }
 TABLES: tuple[str, ...] = tuple(t for tables in VIEWS.values() for t in tables)
 TABLE_PREFIX = "view_"
 # The layout of the view tables. Views built with another layout are dropped and rebuilt from
 # the events when the read side starts (they are derived data); `schema` records the layout.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_TABLE = "schema"
+HEADS_TABLE = "ledger_heads"
 # Leading primary-key columns of each table (a total order of its rows), for comparisons.
 KEY_COLUMNS: dict[str, int] = {"summary_dates": 3}
 
@@ -82,6 +84,27 @@ _TABLES = {
         PRIMARY KEY (partner_id, kind, day)
     )""",
 }
+
+_TABLES["ledger_leaves"] = """(
+        idx BIGINT PRIMARY KEY,
+        position BIGINT NOT NULL UNIQUE,
+        hash TEXT NOT NULL
+    )"""
+# Every perfect subtree above the leaves: (level, index) covers leaves [index * 2^level, ...).
+_TABLES["ledger_nodes"] = """(
+        level INTEGER NOT NULL,
+        idx BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (level, idx)
+    )"""
+# Signed tree heads are attestations made at a time, not derived data: no rebuild empties them.
+_TABLES[HEADS_TABLE] = """(
+        tree_size BIGINT PRIMARY KEY,
+        root_hash TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+    )"""
 
 # (index suffix, table, columns): every dashboard filter, and every audit filter paired with
 # the position so that "filter, then page by cursor" is one index range scan.

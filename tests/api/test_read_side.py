@@ -171,7 +171,7 @@ class TestHealth:
     def test_ready_when_views_are_caught_up(self, stocked):
         response = stocked.client.get("/readyz")
         assert response.status_code == 200
-        assert set(response.json()["views"]) == {"migrations", "audit", "summary"}
+        assert set(response.json()["views"]) == {"migrations", "audit", "summary", "ledger"}
 
     def test_metrics_count_requests_events_and_lag(self, stocked):
         text = stocked.client.get("/metrics").text

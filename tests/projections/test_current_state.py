@@ -124,5 +124,5 @@ class TestGivenPartnerAndClaimEvents:
         read_side.catch_up()
         lag = read_side.lag()
         head = app.recorder.max_notification_id()
-        assert set(lag) == {"migrations", "audit", "summary"}
+        assert set(lag) == {"migrations", "audit", "summary", "ledger"}
         assert all(v == {"position": head, "head": head, "lag": 0} for v in lag.values())
