@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
-from api.routes import audit, dashboard, health, migrations
+from api.routes import audit, dashboard, health, ledger, migrations
 from api.settings import Settings
 from domain.application import Tracker
 from projections import ReadSide
@@ -33,7 +33,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracker = Tracker(env=env)
         tracker.on_saved.append(metrics.on_saved)
-        read_side = ReadSide(tracker, env)
+        heads = settings.head_policy()
+        app.state.heads = heads
+        read_side = ReadSide(tracker, env, heads=heads)
         app.state.tracker = tracker
         app.state.read_side = read_side
         try:
@@ -59,8 +61,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.keys = KeyCache()
     app.state.read_side = None
+    app.state.heads = None
     errors.register(app)
-    for module in (migrations, audit, dashboard, health):
+    for module in (migrations, audit, ledger, dashboard, health):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

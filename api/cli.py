@@ -14,9 +14,11 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
+from api import ledger_cli
 from api.settings import Settings
 from domain.application import Tracker
 from domain.errors import DomainError
+from projections.heads import KeyFileError
 
 # Options that override a setting: (flag, settings field, type).
 _SETTING_OPTIONS = [
@@ -28,6 +30,7 @@ _SETTING_OPTIONS = [
     ("--postgres-user", "postgres_user", str),
     ("--postgres-password", "postgres_password", str),
     ("--postgres-schema", "postgres_schema", str),
+    ("--ledger-key", "ledger_key", str),
 ]
 
 
@@ -57,11 +60,12 @@ def _tracker(args: argparse.Namespace) -> Iterator[Tracker]:
 def _read_side(args: argparse.Namespace) -> Iterator[Any]:
     from projections import ReadSide
 
-    env = _settings(args).eventsourcing_env()
+    settings = _settings(args)
+    env = settings.eventsourcing_env()
     tracker = Tracker(env=env)
     read_side = None
     try:
-        read_side = ReadSide(tracker, env)
+        read_side = ReadSide(tracker, env, heads=settings.head_policy())
         yield read_side
     finally:
         if read_side is not None:
@@ -104,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = f"http://{settings.host}:{settings.port}"
 
+    _announce_key(settings)
+
     def on_start(tracker: Tracker) -> None:
         if settings.demo_on_empty and store_is_empty(tracker):
             _print_demo(tracker, load_demo(tracker))
@@ -127,11 +133,28 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce_key(settings: Settings) -> None:
+    """The signing key of the ledger, created on first use; its id, for auditors to pin."""
+    signer, created = settings.ensure_ledger_key()
+    action = "created" if created else "using"
+    print(
+        f"Ledger signing key: {action} {settings.ledger_key} (key_id {signer.key_id})", flush=True
+    )
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     with _read_side(args) as read_side:
-        result = read_side.queries.verify()
-    print(json.dumps(result, default=str))
-    return 0 if result.get("ok") else 1
+        return ledger_cli.cmd_verify(args, _settings(args), read_side, _progress("verify"))
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.ledger_command == "keygen":
+        return ledger_cli.cmd_keygen(args, settings)
+    if args.ledger_command == "public-key":
+        return ledger_cli.cmd_public_key(args, settings)
+    with _read_side(args) as read_side:
+        return ledger_cli.cmd_head(args, settings, read_side)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -147,7 +170,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     }
     lines, next_report = 0, 1000
     with _read_side(args) as read_side:
-        for chunk in read_side.queries.export(args.format, **filters):
+        if args.with_proofs:
+            if args.format != "jsonl":
+                raise ledger_cli.CliError("invalid_format", "--with-proofs needs --format jsonl")
+            chunks, _ = ledger_cli.export_proved(read_side, read_side.tracker, filters)
+        else:
+            chunks = read_side.queries.export(args.format, **filters)
+        for chunk in chunks:
             sys.stdout.write(chunk)
             lines += chunk.count("\n")
             if lines >= next_report:
@@ -196,8 +225,15 @@ def cmd_partners(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import load_demo
 
+    settings = _settings(args)
+    _announce_key(settings)
     with _tracker(args) as tracker:
         _print_demo(tracker, load_demo(tracker))
+    # Anchor the demo at once: project it and sign a head, so `verify` has one to check.
+    with _read_side(args) as read_side:
+        head = read_side.issue_head(force=True)
+    if head is not None:
+        print(f"Signed tree head: size {head.tree_size}, root {head.root_hash}")
     return 0
 
 
@@ -225,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", parents=[common], help="rebuild views from the store")
     rebuild.add_argument("view", nargs="?", default=None, help="migrations, audit or summary")
     rebuild.set_defaults(run=cmd_rebuild)
-    sub.add_parser("verify", parents=[common], help="verify the audit hash chain").set_defaults(
-        run=cmd_verify
-    )
+    ledger_cli.add_commands(sub, common)
+    sub.choices["verify"].set_defaults(run=cmd_verify)
+    sub.choices["ledger"].set_defaults(run=cmd_ledger)
+    sub.choices["verify-export"].set_defaults(run=lambda a: ledger_cli.cmd_verify_export(a))
 
     export = sub.add_parser("export", parents=[common], help="export audit rows to stdout")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -236,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--event-type", default=None)
     export.add_argument("--recorded-from", type=datetime.fromisoformat, default=None)
     export.add_argument("--recorded-to", type=datetime.fromisoformat, default=None)
+    export.add_argument(
+        "--with-proofs",
+        action="store_true",
+        help="jsonl only: each row with its stored event and inclusion proof, and a signed head",
+    )
     export.set_defaults(run=cmd_export)
 
     keys = sub.add_parser("keys", help="API keys")
@@ -275,6 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except DomainError as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
+        return 2
+    except ledger_cli.CliError as exc:
+        return ledger_cli.print_error(exc)
+    except KeyFileError as exc:
+        sys.stderr.write(f"error: invalid_signing_key: {exc}\n")
         return 2
 
 

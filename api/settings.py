@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from projections.heads import Signer
+from projections.projector import HeadPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CSP_TRACKER_", extra="ignore")
@@ -31,6 +34,25 @@ class Settings(BaseSettings):
     # A JSON file of offer families (the shape of domain/data/offers.json) that extends the
     # shipped catalogue of equivalent offers.
     offer_catalogue: Path | None = None
+    # The ledger's Ed25519 signing key: a file outside the database (`csp-tracker ledger
+    # keygen`; `serve` and `demo` create it when missing). Heads every N events or T seconds.
+    ledger_key: Path = Path("csp-tracker-ledger.key")
+    ledger_head_every: int = Field(1000, ge=1)
+    ledger_head_seconds: float = Field(60.0, gt=0)
+
+    def head_policy(self) -> HeadPolicy | None:
+        """How the projector signs tree heads; None when there is no key file."""
+        if not self.ledger_key.exists():
+            return None
+        return HeadPolicy(
+            Signer.from_file(self.ledger_key), self.ledger_head_every, self.ledger_head_seconds
+        )
+
+    def ensure_ledger_key(self) -> tuple[Signer, bool]:
+        """The signing key, created when missing: (signer, created)."""
+        if self.ledger_key.exists():
+            return Signer.from_file(self.ledger_key), False
+        return Signer.generate(self.ledger_key), True
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment for Tracker(env=...) and ReadSide(tracker, env)."""

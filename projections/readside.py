@@ -14,6 +14,7 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteFactory
 from eventsourcing.utils import Environment
 
+from projections.integrity import verify_store
 from projections.ledger import LedgerView
 from projections.projector import HeadPolicy, ReadModelProjection
 from projections.queries import Queries
@@ -107,6 +108,10 @@ class ReadSide:
             name: {"position": position, "head": head, "lag": max(head - position, 0)}
             for name in VIEW_NAMES
         }
+
+    def verify(self, public_key: Any, against: Any = None, progress: Any = None) -> dict:
+        """The store, the ledger and its heads, the snapshots, then the views (integrity.py)."""
+        return verify_store(self.tracker, self, public_key, against, progress)
 
     def issue_head(self, *, force: bool = False) -> Any:
         """Catch up, then sign a head for the ledger now if one is due (or `force`)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import AuditCursor, CurrentPrincipal, QueriesDep
-from api.errors import ERROR_RESPONSES
+from api.deps import AuditCursor, CurrentPrincipal, QueriesDep, ReadSideDep
+from api.errors import ERROR_RESPONSES, ApiError
 from api.schemas import AuditPage, Verification
+from domain.access import AUDITOR
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -75,6 +76,10 @@ def export(
 
 
 @router.get("/verify", response_model=Verification)
-def verify(principal: CurrentPrincipal, queries: QueriesDep) -> dict[str, Any]:
-    """Recompute the audit hash chain; ok is false at the first row that does not match."""
-    return queries.verify()
+def verify(principal: CurrentPrincipal, read_side: ReadSideDep, request: Request) -> dict[str, Any]:
+    """Auditors only: verify the store itself (stream links, the ledger against every signed
+    head, snapshots), then the audit view against it; `ok` means every item was checked."""
+    if principal.role != AUDITOR:
+        raise ApiError(403, "auditor_only", "verification covers every partner: auditors only")
+    heads = request.app.state.heads
+    return read_side.verify(None if heads is None else heads.signer.public_key)

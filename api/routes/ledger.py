@@ -1,0 +1,121 @@
+"""The ledger: signed tree heads, the public key, and inclusion and consistency proofs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import CurrentPrincipal, ReadSideDep, TrackerDep
+from api.errors import ERROR_RESPONSES, ApiError
+from projections.heads import key_id, public_pem
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
+
+Size = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _no_head() -> ApiError:
+    return ApiError(404, "no_signed_head", "no tree head has been signed yet")
+
+
+@router.get("/head")
+def head(principal: CurrentPrincipal, read_side: ReadSideDep) -> dict[str, Any]:
+    """The latest signed tree head: save it, and verify the store against it later."""
+    latest = read_side.ledger.latest_head()
+    if latest is None:
+        raise _no_head()
+    return latest.to_dict()
+
+
+@router.get("/heads")
+def heads(
+    principal: CurrentPrincipal,
+    read_side: ReadSideDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(ge=1, description="Heads of a smaller tree size")] = None,
+) -> dict[str, Any]:
+    """Signed tree heads, newest first."""
+    items = read_side.ledger.heads(limit=limit, before=before)
+    more = len(items) == limit and items[-1].tree_size > 1
+    return {
+        "items": [h.to_dict() for h in items],
+        "next_before": items[-1].tree_size if more else None,
+    }
+
+
+@router.get("/public-key")
+def public_key(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    """The Ed25519 public key heads are signed with (PEM), and its id."""
+    policy = request.app.state.heads
+    if policy is None:
+        raise ApiError(404, "no_signing_key", "this service has no ledger signing key")
+    key = policy.signer.public_key
+    return {"key_id": key_id(key), "public_key_pem": public_pem(key)}
+
+
+@router.get("/proof/inclusion")
+def inclusion(
+    principal: CurrentPrincipal,
+    read_side: ReadSideDep,
+    tracker: TrackerDep,
+    position: Annotated[int, Query(ge=1, le=2**62, description="The event's position")],
+    tree_size: Annotated[int, Query(ge=1, le=2**62, description="A signed head's size")],
+) -> dict[str, Any]:
+    """The stored event at `position` and its audit path in the tree of `tree_size` leaves.
+    A partner key gets proofs for its own partner's migration events only."""
+    if principal.partner_id is not None:
+        rows = read_side.view.fetch(
+            "SELECT partner_id FROM {audit} WHERE position = ?", (position,)
+        )
+        if not rows or rows[0]["partner_id"] != principal.partner_id:
+            raise ApiError(404, "position_not_found", f"no event of yours at {position}")
+    index = read_side.ledger.leaf_index(position)
+    if index is None:
+        raise ApiError(404, "position_not_found", f"no event at position {position} in the ledger")
+    size = read_side.ledger.size()
+    if not index < tree_size <= size:
+        raise ApiError(
+            422,
+            "invalid_tree_size",
+            f"tree_size must be above the leaf's index {index} and at most {size}",
+        )
+    [n] = tracker.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
+    proof = read_side.ledger.inclusion(index, tree_size)
+    return {
+        "tree_size": tree_size,
+        "leaf_index": index,
+        "leaf": {
+            "position": n.id,
+            "originator_id": str(n.originator_id),
+            "version": n.originator_version,
+            "topic": n.topic,
+            "state": base64.b64encode(bytes(n.state)).decode(),
+        },
+        "audit_path": [h.hex() for h in proof],
+        "root_hash": read_side.ledger.root(tree_size).hex(),
+    }
+
+
+@router.get("/proof/consistency")
+def consistency(
+    principal: CurrentPrincipal,
+    read_side: ReadSideDep,
+    first: Size,
+    second: Size,
+) -> dict[str, Any]:
+    """The proof that the tree of `second` leaves extends the tree of `first` leaves."""
+    size = read_side.ledger.size()
+    if not 0 < first <= second <= size:
+        raise ApiError(
+            422, "invalid_tree_size", f"need 0 < first <= second <= {size} (the ledger's size)"
+        )
+    proof = read_side.ledger.consistency(first, second)
+    return {
+        "first": first,
+        "second": second,
+        "first_root": read_side.ledger.root(first).hex(),
+        "second_root": read_side.ledger.root(second).hex(),
+        "proof": [h.hex() for h in proof],
+    }
