@@ -7,11 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from projections.heads import Signer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +31,8 @@ def settings_env(store_env: dict[str, str]) -> dict[str, str]:
         return {
             "CSP_TRACKER_STORE": "sqlite",
             "CSP_TRACKER_SQLITE_PATH": store_env["SQLITE_DBNAME"],
+            # The ledger's signing key beside the store file, never in the working directory.
+            "CSP_TRACKER_LEDGER_KEY": store_env["SQLITE_DBNAME"] + ".ledger.key",
         }
     return {
         "CSP_TRACKER_STORE": "postgres",
@@ -37,6 +42,9 @@ def settings_env(store_env: dict[str, str]) -> dict[str, str]:
         "CSP_TRACKER_POSTGRES_USER": store_env["POSTGRES_USER"],
         "CSP_TRACKER_POSTGRES_PASSWORD": store_env["POSTGRES_PASSWORD"],
         "CSP_TRACKER_POSTGRES_SCHEMA": store_env["POSTGRES_SCHEMA"],
+        "CSP_TRACKER_LEDGER_KEY": str(
+            Path(tempfile.gettempdir()) / f"csp-tracker-{store_env['POSTGRES_SCHEMA']}.key"
+        ),
     }
 
 
@@ -51,6 +59,9 @@ def serving(
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start uvicorn serving api.app:create_app on a free loopback port; always stopped."""
     port = free_port()
+    key = Path(settings_env(store_env)["CSP_TRACKER_LEDGER_KEY"])
+    if not key.exists():
+        Signer.generate(key)
     env = {
         **os.environ,
         **settings_env(store_env),

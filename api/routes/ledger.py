@@ -34,7 +34,9 @@ def heads(
     principal: CurrentPrincipal,
     read_side: ReadSideDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="Heads of a smaller tree size")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Heads of a smaller tree size")
+    ] = None,
 ) -> dict[str, Any]:
     """Signed tree heads, newest first."""
     items = read_side.ledger.heads(limit=limit, before=before)

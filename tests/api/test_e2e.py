@@ -141,7 +141,12 @@ class TestAServedTracker:
             with client.stream("GET", "/v1/audit/export", params={"format": "csv"}) as export:
                 text = "".join(export.iter_text())
             assert migration_id in text
-            assert client.get("/v1/audit/verify").json()["ok"] is True
+            # Verification covers every partner: auditors only.
+            assert client.get("/v1/audit/verify").status_code == 403
+            auditor = {"Authorization": f"Bearer {server.keys()['demo-auditor']}"}
+            verified = client.get("/v1/audit/verify", headers=auditor).json()
+            assert verified["events_verified"] == verified["events_in_store"] > 0
+            assert verified["ok"] is True, verified
 
         exported = server.cli("export", "--format", "csv", "--migration", migration_id)
         assert exported.returncode == 0, exported.stderr
