@@ -91,14 +91,11 @@ def export_proved(read_side: Any, tracker: Any, filters: dict[str, Any]) -> tupl
     signed now (or the latest, when this process has no key) that covers the views."""
     from projections.proofs import export_with_proofs
 
-    read_side.catch_up()
-    head = None
     if read_side.runner.projection.heads is not None:
-        head = read_side.issue_head(force=False) or read_side.ledger.latest_head()
-        if head is None or head.tree_size < read_side.ledger.size():
-            head = read_side.runner.projection.issue_head(force=True) or head
+        head = read_side.issue_head(force=True)  # covers every row exported
     else:
-        head = read_side.ledger.latest_head()
+        read_side.catch_up()
+        head = read_side.ledger.latest_head()  # rows after it are exported unanchored
     if head is None:
         raise CliError("no_signed_head", "no tree head to prove the rows against")
     rows = (row for page in _pages(read_side, filters) for row in page)

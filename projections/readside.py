@@ -114,9 +114,11 @@ class ReadSide:
         return verify_store(self.tracker, self, public_key, against, progress)
 
     def issue_head(self, *, force: bool = False) -> Any:
-        """Catch up, then sign a head for the ledger now if one is due (or `force`)."""
+        """Catch up, then sign a head for the ledger now if one is due; with `force`, make sure
+        one covers the whole ledger. The head issued (with `force`: the latest), or None."""
         self.catch_up()
-        return self.runner.projection.issue_head(force=force)
+        issued = self.runner.projection.issue_head(force=force)
+        return issued if issued is not None or not force else self.ledger.latest_head()
 
     def rebuild(
         self, view: str | None = None, progress: Callable[[int, int], None] | None = None

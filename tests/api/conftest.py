@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from projections.heads import Signer
 from domain.access import issue_key
 
 PARTNER_A = "fabrikam"
@@ -102,5 +105,7 @@ def make_api(store_env: dict[str, str], **settings: Any) -> Iterator[Api]:
 
 
 @pytest.fixture
-def api(store_env: dict[str, str]) -> Iterator[Api]:
-    yield from make_api(store_env)
+def api(store_env: dict[str, str], tmp_path: Path) -> Iterator[Api]:
+    key = tmp_path / "ledger.key"
+    Signer.generate(key)
+    yield from make_api(store_env, ledger_key=key)
