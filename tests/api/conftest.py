@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from projections.heads import Signer
 from domain.access import issue_key
+from projections.heads import Signer
 
 PARTNER_A = "fabrikam"
 PARTNER_B = "northwind"

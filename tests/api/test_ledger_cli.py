@@ -4,7 +4,6 @@ against it later, export with proofs and verify the export offline."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from tests.api.test_cli import cli  # noqa: F401 - the fixture
 
