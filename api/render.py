@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -43,19 +43,20 @@ def event(e: Migration.Event) -> dict[str, Any]:
     }
 
 
-def state(migration: Migration, now: datetime | None = None) -> dict[str, Any]:
-    return describe(migration.id, migration.version, migration.state, now or datetime.now(UTC))
+def state(migration: Migration, now: datetime) -> dict[str, Any]:
+    return describe(migration.id, migration.version, migration.state, now)
 
 
 def described(past: Any, now: datetime) -> dict[str, Any]:
-    """A migration as it stood in the past (`Tracker.as_of`), with its flags at that time."""
-    return describe(past.id, past.version, past.state, now)
+    """A migration as it stood in the past (`Tracker.as_of`), with its flags at that time, and
+    the versions a business-time view had to leave out (`left_out`)."""
+    return {**describe(past.id, past.version, past.state, now), "left_out": list(past.left_out)}
 
 
-def recorded(migration: Migration, events: list[Migration.Event]) -> dict[str, Any]:
+def recorded(migration: Migration, events: list[Migration.Event], now: datetime) -> dict[str, Any]:
     return {
         "id": str(migration.id),
         "version": migration.version,
         "events": [event(e) for e in events],
-        "state": state(migration),
+        "state": state(migration, now),
     }

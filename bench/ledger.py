@@ -32,6 +32,8 @@ CTX = Context("bench@fabrikam.example", "account_admin")
 class UnlinkedTracker(Tracker):
     """The tracker with the library's plain mapper: no stream links (the baseline only)."""
 
+    name = Tracker.name  # the same store tables (the library names them after the app)
+
     def construct_mapper(self) -> Any:
         return self.factory.mapper(transcoder=self.construct_transcoder())
 
@@ -122,7 +124,7 @@ def main() -> None:
         ]
         for kind, r in results.items()
     ]
-    print(table("Stream links (commands/s)", ["store", "no links", "linked", "ratio"], rows))
+    table("Stream links (commands/s)", ["store", "no links", "linked", "ratio"], rows)
     rows = [
         [
             kind,
@@ -138,7 +140,7 @@ def main() -> None:
     ]
     header = ["store", "events", "read log", "rebuild all", "ratio", "ledger only", "audit only",
               "verify"]  # fmt: skip
-    print(table("Ledger (events/s)", header, rows))
+    table("Ledger (events/s)", header, rows)
     save_results("ledger", results)
 
 

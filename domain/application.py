@@ -7,6 +7,7 @@ this module knows no SQL.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
-from domain.state import MigrationState, StaleState, replay
+from domain.state import MigrationState, StaleState
 
 
 class DateAsISO(Transcoding):
@@ -79,6 +80,8 @@ class Past:
     id: UUID
     version: int
     state: MigrationState
+    # Business basis: versions of events dated by then whose subject was recorded later.
+    left_out: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,14 @@ class Tracker(Application[UUID]):
         try:
             return self._save(migration, *claims)
         except VersionConflict:
-            # Another request for the same tenant was saved first: report the open migration.
+            # Another request for the same tenant (domain or GUID) was saved first: report
+            # the open migration that holds it.
             for claim in claims:
-                self.repository.get(claim.id).take(migration.id)
+                try:
+                    stored = self.repository.get(claim.id)
+                except AggregateNotFoundError:
+                    continue  # this one was not taken: the other claim collided
+                stored.take(migration.id)
             raise
 
     def execute(
@@ -253,8 +261,19 @@ class Tracker(Application[UUID]):
                 "migration_not_found",
                 f"migration {migration_id} had not been requested by {at.isoformat()}",
             )
+        state, left_out = MigrationState(), []
+        for event in happened:
+            # A fact dated before the record of what it is about (e.g. a cancellation dated
+            # before its original was entered) cannot be placed: it is left out, and named.
+            trial = copy.deepcopy(state)
+            try:
+                event.evolve(trial)
+            except KeyError:
+                left_out.append(event.originator_version)
+                continue
+            state = trial
         version = max(e.originator_version for e in happened)
-        return Past(migration_id, version, replay(happened))
+        return Past(migration_id, version, state, tuple(left_out))
 
     def history(self, migration_id: UUID) -> list[Migration.Event]:
         events = list(self._events_of(migration_id))

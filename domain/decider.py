@@ -18,7 +18,7 @@ from uuid import UUID
 from domain import events
 from domain.commands import Command
 from domain.context import SYSTEM, Context
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from domain.migration import Migration
 from domain.offers import Catalogue
 from domain.roles import ensure_permitted
@@ -80,9 +80,17 @@ def decide(
     if state.closed and not (state.closed == Stage.COMPLETED and event_class.AFTER_COMPLETION):
         raise Conflict("migration_closed", f"the migration is {state.closed}", stage=state.closed)
     at = ctx.business_time(now)
+    early = state.requested_at is not None and at < state.requested_at
+    if early and not starting and not event_class.BEFORE_REQUEST:
+        raise RuleViolated(
+            "before_request",
+            "this happened before the reseller relationship was requested "
+            f"({state.requested_at.isoformat()}): facts of the migration cannot precede it",
+            requested_at=state.requested_at.isoformat(),
+        )
     fields = event_class.decide(state, command.fields, at, offers)
     decided = [Decision(event_class, {**_metadata(ctx, at), **fields})]
-    if state.closed is None:
+    if _may_complete(state, event_class):
         after = copy.deepcopy(state)
         decided[0].probe(now).evolve(after)
         if after.closed is None and after.is_complete:
@@ -90,6 +98,17 @@ def decide(
             completed_at = after.progress_at or at
             decided.append(Decision(events.MigrationCompleted, _metadata(system, completed_at)))
     return decided
+
+
+def _may_complete(state: MigrationState, event_class: type[Migration.Event]) -> bool:
+    """Whether the completion check is worth a copy of the state: an open, accepted migration
+    with replacements, and an event that can change what completion depends on."""
+    return (
+        state.closed is None
+        and event_class.MAY_COMPLETE
+        and state.accepted_at is not None
+        and (bool(state.replacements) or event_class.wire_name() == "subscription_provisioned")
+    )
 
 
 def _metadata(ctx: Context, at: datetime) -> dict[str, Any]:

@@ -54,6 +54,12 @@ class Migration(Aggregate):
         ROLES: ClassVar[frozenset[Role]] = frozenset()
         # May be recorded after completion: the billing tail (credits) and notes.
         AFTER_COMPLETION: ClassVar[bool] = False
+        # Whether it can change what completion depends on (scope, endings, replacements,
+        # reassignments, totals): if not, deciding it skips the completion check.
+        MAY_COMPLETE: ClassVar[bool] = True
+        # May its business time precede the relationship request? Only facts about what the
+        # customer held before (its originals).
+        BEFORE_REQUEST: ClassVar[bool] = False
 
         @classmethod
         def wire_name(cls) -> str:

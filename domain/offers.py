@@ -2,9 +2,11 @@
 
 - Ids compare without regard to case or surrounding blanks (`O365_E3` is `o365_e3`).
 - A new-commerce product id with its SKU (`CFQ7TTC0LF8Q:0001`) is an offer id of its own.
-- A family groups the ids that are one product (a retired legacy offer and its new-commerce
-  successor, a short name and a product id). The shipped catalogue (`data/offers.json`) can be
-  extended by a deployment's own file of the same shape (setting `offer_catalogue`).
+- A family is one product: its offers are equivalent (a retired legacy offer and its
+  new-commerce successor), and licenses move between them by reassignment. Within a family,
+  the ids that name one offer (a short name, the Entra SKU part number, the legacy offer GUID)
+  are the same offer. The shipped catalogue (`data/offers.json`) can be extended by a
+  deployment's own file of the same shape (setting `offer_catalogue`).
 
 Decisions that depend on the catalogue (the family of an original, whether a replacement needs
 licenses reassigned) are taken once, when the command is decided, and stored in the event: a
@@ -31,10 +33,19 @@ def offer_key(offer_id: str) -> str:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Offer id key -> family name, and each family's display name."""
+    """Offer id key -> family, offer id key -> the offer it names, and family names."""
 
     families: Mapping[str, str] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def offer(self, offer_id: str) -> str:
+        """The offer an id names: ids that are aliases of one offer give the same answer."""
+        key = offer_key(offer_id)
+        return self.aliases.get(key, key)
+
+    def same_offer(self, a: str, b: str) -> bool:
+        return self.offer(a) == self.offer(b)
 
     def family(self, offer_id: str) -> str:
         """The family of an offer: its catalogue family, else its own key (a family of one)."""
@@ -50,13 +61,15 @@ class Catalogue:
     def extended(self, data: Mapping[str, Any]) -> Catalogue:
         """This catalogue plus the families of `data` (same shape as data/offers.json). An id
         listed again moves to the new family: a deployment's file wins over the shipped one."""
-        families = dict(self.families)
-        names = dict(self.names)
+        families, names, aliases = dict(self.families), dict(self.names), dict(self.aliases)
         for family, name, offers in _entries(data):
             names[family] = name
-            for offer in offers:
-                families[offer_key(offer)] = family
-        return Catalogue(families, names)
+            for group in offers:
+                ids = [group] if isinstance(group, str) else group
+                for offer in ids:
+                    families[offer_key(offer)] = family
+                    aliases[offer_key(offer)] = offer_key(ids[0])
+        return Catalogue(families, names, aliases)
 
     @classmethod
     def from_file(cls, path: str | Path, base: Catalogue | None = None) -> Catalogue:
@@ -67,7 +80,7 @@ class Catalogue:
         return (base or shipped()).extended(data)
 
 
-def _entries(data: Mapping[str, Any]) -> Iterable[tuple[str, str, list[str]]]:
+def _entries(data: Mapping[str, Any]) -> Iterable[tuple[str, str, list[Any]]]:
     families = data.get("families") if isinstance(data, Mapping) else None
     if not isinstance(families, list):
         raise InvalidInput("invalid_offer_catalogue", "the catalogue needs a list 'families'")
@@ -77,15 +90,22 @@ def _entries(data: Mapping[str, Any]) -> Iterable[tuple[str, str, list[str]]]:
             and isinstance(entry.get("family"), str)
             and entry["family"].strip()
             and isinstance(entry.get("offers"), list)
-            and all(isinstance(o, str) and o.strip() for o in entry["offers"])
+            and all(_is_offer(o) for o in entry["offers"])
         )
         if not ok:
             raise InvalidInput(
                 "invalid_offer_catalogue",
-                "each family needs a non-empty 'family' and a list of offer ids 'offers'",
+                "each family needs a non-empty 'family' and a list 'offers' of offer ids, or of "
+                "lists of ids that name one offer",
             )
         family = offer_key(entry["family"])
         yield family, str(entry.get("name") or family), list(entry["offers"])
+
+
+def _is_offer(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, list) and bool(value) and all(_is_offer(v) for v in value)
 
 
 @cache

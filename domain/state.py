@@ -183,7 +183,7 @@ class MigrationState:
             if r.family in out:
                 out[r.family][1] += r.licenses
         return {
-            family: (orig, prov, self.accepted_totals.get(family, orig))
+            family: (orig, prov, min(self.accepted_totals.get(family, orig), orig))
             for family, (orig, prov) in out.items()
         }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -20,4 +19,4 @@ def summary(
     partner_id: Annotated[str | None, Query(max_length=100, description="Auditors")] = None,
 ) -> dict[str, Any]:
     """Counts of migrations by stage and risk flag; a partner key sees its own partner."""
-    return queries.summary(now=datetime.now(UTC), partner_id=principal.partner_id or partner_id)
+    return queries.summary(now=queries.app.clock(), partner_id=principal.partner_id or partner_id)

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 
 from api import render
 from api.deps import (
@@ -61,6 +62,13 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(raw)
 
 
+def _plausible_time(value: datetime | None) -> datetime | None:
+    """Times far from today are typos, and would overflow the date arithmetic of the rules."""
+    if value is not None and not 1990 <= value.year <= 2200:
+        raise ValueError("year must lie between 1990 and 2200")
+    return value
+
+
 def _respond(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"ETag": str(body["version"]), **headers})
 
@@ -94,7 +102,7 @@ def _idempotent(
     body: dict[str, Any] = {}
 
     def attach(migration: Migration) -> list[Any]:
-        body.update(render.recorded(migration, list(migration.pending_events)))
+        body.update(render.recorded(migration, list(migration.pending_events), tracker.clock()))
         if key is None:
             return []
         text = json.dumps(body, separators=(",", ":"))
@@ -188,7 +196,7 @@ def list_migrations(
         partner_id = principal.partner_id
     try:
         items, next_cursor = queries.list_migrations(
-            now=datetime.now(UTC),
+            now=queries.app.clock(),
             partner_id=partner_id,
             stage=stage,
             risk=risk,
@@ -209,7 +217,9 @@ def get_migration(
     tracker: TrackerDep,
     principal: CurrentPrincipal,
     as_of: Annotated[
-        datetime | None, Query(description="ISO time: replay the store to that instant")
+        datetime | None,
+        Query(description="ISO time (UTC if no zone): replay the store to that instant"),
+        AfterValidator(_plausible_time),
     ] = None,
     basis: Annotated[
         Literal["recorded", "business"],
@@ -223,7 +233,7 @@ def get_migration(
     """The migration's state now (read from the store), or as it stood at `as_of`."""
     migration = own_migration(tracker, migration_id, principal)
     if as_of is None:
-        body = render.state(migration)
+        body = render.state(migration, tracker.clock())
     else:
         if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)

@@ -20,6 +20,8 @@ class CreditRequested(Migration.Event):
     """A credit asked of M365 billing support (only for originals bought in the M365 admin
     portal). The partner may ask on the customer's behalf only with live DAP or GDAP."""
 
+    MAY_COMPLETE = False
+
     TOPIC = TOPIC_PREFIX + "credit_requested"
     ROLES = roles.BILLING | {roles.Role.CUSTOMER}
     AFTER_COMPLETION = True
@@ -56,6 +58,7 @@ class CreditRequested(Migration.Event):
 
 
 class CreditResolved(Migration.Event):
+    MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "credit_resolved"
     ROLES = roles.BILLING
     AFTER_COMPLETION = True
@@ -104,6 +107,7 @@ class CreditResolved(Migration.Event):
 
 
 class NoteAdded(Migration.Event):
+    MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "note_added"
     ROLES = roles.PARTNER
     AFTER_COMPLETION = True
@@ -120,6 +124,7 @@ class NoteAdded(Migration.Event):
 
 
 class MigrationAbandoned(Migration.Event):
+    MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "migration_abandoned"
     ROLES = roles.PARTNER
     reason: str

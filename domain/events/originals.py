@@ -44,6 +44,7 @@ def _not_before_term_end(original: Original, at: datetime) -> None:
 
 
 class OriginalSubscriptionRecorded(Migration.Event):
+    BEFORE_REQUEST = True
     TOPIC = TOPIC_PREFIX + "original_subscription_recorded"
     ROLES = roles.SALES
     # Version 2 added auto_renew (originals renew unless the customer turned it off);
@@ -109,6 +110,8 @@ class OriginalSubscriptionRecorded(Migration.Event):
 class OriginalCorrected(Migration.Event):
     """What was recorded of an original was wrong: a new fact, never an edit of history."""
 
+    BEFORE_REQUEST = True
+
     TOPIC = TOPIC_PREFIX + "original_corrected"
     ROLES = roles.ADMIN_ONLY
     subscription_id: str
@@ -137,6 +140,12 @@ class OriginalCorrected(Migration.Event):
                 "name at least one of licenses, term_end, offer_id, offer_name with a new value",
             )
         offer_id = values["offer_id"]
+        if offer_id is not None and original.replaced_by:
+            raise Conflict(
+                "already_replaced",
+                f"{original.subscription_id} is already replaced: correct its offer before "
+                "provisioning, or exclude it (recorded_in_error) and record it again",
+            )
         return {
             "subscription_id": original.subscription_id,
             "reason": f.text(c, "reason"),
@@ -175,6 +184,14 @@ class OriginalExcluded(Migration.Event):
                 "already_replaced",
                 f"{original.subscription_id} is replaced by {', '.join(original.replaced_by)}",
             )
+        if original.ended and reason != ExclusionReason.RECORDED_IN_ERROR:
+            # Its end happened in this migration: keep the flags it raised visible.
+            raise Conflict(
+                "subscription_ended",
+                f"{original.subscription_id} already {original.status}: only an original "
+                "recorded in error may be excluded after it ended",
+                status=original.status,
+            )
         if reason == ExclusionReason.KEPT_WITH_OTHER_PARTNER and not state.multi_partner:
             raise RuleViolated(
                 "not_multi_partner",
@@ -188,6 +205,7 @@ class OriginalExcluded(Migration.Event):
 
 
 class OriginalAutoRenewDisabled(Migration.Event):
+    MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "original_auto_renew_disabled"
     ROLES = roles.CUSTOMER_OBSERVED
     subscription_id: str
@@ -207,6 +225,8 @@ class OriginalAutoRenewDisabled(Migration.Event):
 
 class OriginalSubscriptionRenewed(Migration.Event):
     """The original renewed at its term end (auto-renew was on): its term rolls forward."""
+
+    MAY_COMPLETE = False
 
     TOPIC = TOPIC_PREFIX + "original_subscription_renewed"
     ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY
@@ -233,6 +253,7 @@ class OriginalSubscriptionRenewed(Migration.Event):
 
 
 class OfferRetired(Migration.Event):
+    MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "offer_retired"
     ROLES = roles.PARTNER
     subscription_id: str

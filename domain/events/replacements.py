@@ -65,7 +65,7 @@ class SubscriptionProvisioned(Migration.Event):
                 raise Conflict(
                     "original_excluded", f"{o.subscription_id} is out of this migration's scope"
                 )
-            if o.offer_retired and offer_key(o.offer_id) == offer_key(offer_id):
+            if o.offer_retired and offers.same_offer(o.offer_id, offer_id):
                 raise RuleViolated(
                     "offer_retired",
                     f"offer {o.offer_id} is retired: provision an equivalent offer",
@@ -98,7 +98,7 @@ class SubscriptionProvisioned(Migration.Event):
             "family": families[0],
             # Same offer: licenses carry over. Another offer: users must be moved onto it.
             "reassignment_required": any(
-                offer_key(o.offer_id) != offer_key(offer_id) for o in replaced
+                not offers.same_offer(o.offer_id, offer_id) for o in replaced
             ),
         }
 
@@ -182,7 +182,8 @@ class LicensesChanged(Migration.Event):
         r = state.replacements[self.subscription_id]
         change = self.licenses - r.licenses
         if change > 0:
-            r.seat_lots = (*r.seat_lots, (self.occurred_at, change))
+            # Kept in business-time order, whatever order increases were recorded in.
+            r.seat_lots = tuple(sorted((*r.seat_lots, (self.occurred_at, change))))
         else:
             # Seats come off the newest lots first (stores from before the rule may hold late
             # reductions: the lots then simply run out).
@@ -217,8 +218,7 @@ class LicenseReductionAccepted(Migration.Event):
             (
                 o.family
                 for o in state.in_scope
-                if o.family == offers.family(offer_id)
-                or offer_key(o.offer_id) == offer_key(offer_id)
+                if o.family == offers.family(offer_id) or offers.same_offer(o.offer_id, offer_id)
             ),
             None,
         )

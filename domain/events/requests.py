@@ -64,6 +64,8 @@ class InvitationAccepted(Migration.Event):
 class AdminAccessGranted(Migration.Event):
     """The customer approved a DAP or GDAP relationship. Several may be live at once."""
 
+    MAY_COMPLETE = False
+
     TOPIC = TOPIC_PREFIX + "admin_access_granted"
     ROLES = roles.PARTNER
     # Version 2: relationships are named (several GDAP relationships may be live at once).
@@ -74,7 +76,9 @@ class AdminAccessGranted(Migration.Event):
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
-        state["relationship_id"] = state["kind"]
+        # Version 1 had one slot: each grant replaced the one before, as a re-grant of one
+        # relationship id does now.
+        state["relationship_id"] = "legacy"
 
     @classmethod
     def decide(
@@ -106,6 +110,14 @@ class AdminAccessGranted(Migration.Event):
         return {"kind": kind, "expires_at": expires_at, "relationship_id": relationship_id}
 
     def evolve(self, state: MigrationState) -> None:
+        old = state.admin_access.pop(self.relationship_id, None)
+        if old is not None:
+            # A relationship granted again under the same id supersedes the old one, which is
+            # kept (ended at the new grant at the latest) for business-time questions.
+            if old.removed_at is None or old.removed_at > self.occurred_at:
+                old.removed_at = max(self.occurred_at, old.granted_at)
+            history = f"{old.relationship_id}@{old.granted_at.isoformat()}"
+            state.admin_access[history] = old
         state.admin_access[self.relationship_id] = AdminRelationship(
             self.relationship_id, self.kind, self.occurred_at, self.expires_at
         )
@@ -113,6 +125,8 @@ class AdminAccessGranted(Migration.Event):
 
 class AdminAccessRemoved(Migration.Event):
     """A relationship ended before its expiry (or every one did, without `relationship_id`)."""
+
+    MAY_COMPLETE = False
 
     TOPIC = TOPIC_PREFIX + "admin_access_removed"
     ROLES = roles.CUSTOMER_OBSERVED

@@ -183,3 +183,26 @@ class TestAsOfBasis:
         assert recorded_basis.status_code == 404  # nothing was recorded 10 days ago
         bad = api.get("admin_a", url, params={"as_of": between, "basis": "gut"})
         assert bad.status_code == 422
+
+
+class TestTimeTravelBounds:
+    def test_a_far_future_as_of_is_422_not_500(self, api):
+        mid = api.new_migration()["id"]
+        for basis in ("recorded", "business"):
+            response = api.get(
+                "admin_a",
+                f"/v1/migrations/{mid}",
+                params={"as_of": "9999-12-31T23:59:59Z", "basis": basis},
+            )
+            assert response.status_code == 422, response.text
+
+    def test_a_business_view_names_the_facts_it_leaves_out(self, api):
+        mid = api.new_migration(occurred_at=ago(30))["id"]
+        recorded(api.event(mid, ORIGINAL))  # entered now
+        late = api.event(mid, {**CANCELLED, "occurred_at": ago(10)})  # happened 10 days ago
+        version = late.json()["events"][0]["version"]
+        response = api.get(
+            "admin_a", f"/v1/migrations/{mid}", params={"as_of": ago(5), "basis": "business"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["left_out"] == [version]

@@ -277,13 +277,30 @@ def test_recorded_time_is_utc_and_business_time_may_be_earlier(app):
     from domain.context import Context
 
     when = datetime.now(UTC) - timedelta(days=3)
-    mid = request(app)
+    mid = start(
+        app,
+        Context("x", "sales_agent", occurred_at=when - timedelta(days=1)),
+        partner_id="fabrikam",
+        tenant_id="contoso.onmicrosoft.com",
+        customer_name="Contoso Ltd",
+        customer_region="europe",
+        channel="direct",
+    ).migration.id
     event = record(
         app, "note_added", mid, Context("x", "sales_agent", occurred_at=when), text="late entry"
     )
     [note] = event.events
     assert note.occurred_at == when
     assert note.timestamp.utcoffset() == timedelta(0)
+    # Nothing may be dated before the relationship request itself.
+    with pytest.raises(RuleViolated, match=r"^before_request:"):
+        record(
+            app,
+            "note_added",
+            mid,
+            Context("x", "sales_agent", occurred_at=when - timedelta(days=2)),
+            text="too early",
+        )
 
 
 class TestPartnerIsolation:

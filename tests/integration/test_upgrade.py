@@ -81,11 +81,13 @@ class TestGivenAStoreWrittenBeforeTheDomainRules:
             assert retired.replacements["csp-1"].reassignment_pending is True
             assert "license_shortfall" in standing_risks(by_name["Blue Yonder Airlines Ltd"])
             assert by_name["Trey Research Ltd"].originals["orig-1"].status == "expired"
-            # Version 1 admin access (one slot, DAP granted then removed, then GDAP).
+            # Version 1 admin access (one slot: DAP granted then removed, then GDAP), upcast
+            # under one relationship id: the GDAP superseded the DAP, which is kept as history.
             long = by_name["Long Running Ltd"]
-            assert set(long.admin_access) == {"dap", "gdap"}
-            assert long.admin_access["dap"].removed_at is not None
-            assert long.admin_access["gdap"].removed_at is None
+            assert long.admin_access["legacy"].kind == "gdap"
+            assert long.admin_access["legacy"].removed_at is None
+            [dap] = [r for key, r in long.admin_access.items() if key != "legacy"]
+            assert dap.kind == "dap" and dap.removed_at is not None
             # The late reduction stored before the 7-day rule still evolves.
             assert long.replacements["csp-1"].licenses == 28
             assert long.notes == 110
@@ -123,7 +125,9 @@ class TestGivenAStoreWrittenBeforeTheDomainRules:
             ids = _migration_ids(app)
             mid = next(m for m in ids if app.get(m).state.customer_name == "Long Running Ltd")
             ctx = Context("alice", "account_admin")
-            done = app.execute(mid, ctx, Command.of("admin_access_removed", relationship_id="gdap"))
-            assert done.migration.state.admin_access["gdap"].removed_at is not None
+            done = app.execute(
+                mid, ctx, Command.of("admin_access_removed", relationship_id="legacy")
+            )
+            assert done.migration.state.admin_access["legacy"].removed_at is not None
         finally:
             app.close()

@@ -311,3 +311,70 @@ class TestReductionWindow:
         self.base(1).when("licenses_changed", subscription_id="x", licenses=3).then_refused(
             "unknown_subscription"
         )
+
+
+class TestReviewFindings:
+    """Cases a domain review found misjudged; each spec failed before its fix."""
+
+    def test_aliases_of_one_offer_need_no_reassignment(self):
+        provision(given(requested(), original(), accepted()), offer="ENTERPRISEPACK").then(
+            fact("subscription_provisioned", reassignment_required=False)
+        )
+
+    def test_a_retired_offer_cannot_come_back_under_an_alias(self):
+        migration = given(requested(), original(), on("offer_retired", at=days(-55)), accepted())
+        provision(migration, offer="ENTERPRISEPACK").then_refused("offer_retired")
+
+    def test_an_accepted_reduction_never_requires_more_than_the_originals_hold(self):
+        state = given(
+            requested(),
+            original(licenses=25),
+            fact(
+                "license_reduction_accepted",
+                days(-58),
+                offer_id="O365_E3",
+                family="office_365_e3",
+                licenses=20,
+                reason="r",
+            ),
+            fact("original_corrected", days(-57), subscription_id="orig-1", licenses=15,
+                 reason="r", term_end=None, offer_id=None, offer_name=None, family=None),
+            accepted(),
+            provisioned(licenses=15),
+        ).state  # fmt: skip
+        assert state.shortfalls() == {}
+
+    def test_the_reduction_window_follows_business_time_not_recording_order(self):
+        migration = given(
+            requested(),
+            original(licenses=25),
+            accepted(at=days(-59)),
+            provisioned(licenses=30, at=days(-30)),
+            fact("licenses_changed", days(-1), subscription_id="csp-1", licenses=35),
+            # Entered late: these 5 seats were added 10 days ago.
+            fact("licenses_changed", days(-10), subscription_id="csp-1", licenses=40),
+        )
+        migration.when("licenses_changed", subscription_id="csp-1", licenses=35).then(
+            fact("licenses_changed", licenses=35)
+        )
+        migration.when("licenses_changed", subscription_id="csp-1", licenses=30).then_refused(
+            "reduction_window_closed", reducible=5
+        )
+
+    def test_the_offer_of_a_replaced_original_cannot_be_corrected(self):
+        given(requested(), original(), accepted(), provisioned()).when(
+            "original_corrected", subscription_id="orig-1", offer_id="SPE_E3", reason="typo"
+        ).then_refused("already_replaced")
+
+    def test_an_ended_original_can_be_excluded_only_as_recorded_in_error(self):
+        cancelled = given(
+            requested(),
+            original(),
+            on("original_subscription_cancelled", cancelled_by="customer", at=days(-2)),
+        )
+        cancelled.when(
+            "original_excluded", subscription_id="orig-1", reason="not_migrating"
+        ).then_refused("subscription_ended")
+        cancelled.when(
+            "original_excluded", subscription_id="orig-1", reason="recorded_in_error"
+        ).then(fact("original_excluded", reason="recorded_in_error"))

@@ -299,3 +299,46 @@ class TestWhenClosed:
         given(requested(), fact("migration_abandoned", reason="r")).when(
             "note_added", text="too late"
         ).then_refused("migration_closed")
+
+
+class TestBusinessTimeBounds:
+    def test_nothing_may_be_dated_before_the_request(self):
+        given(requested(at=days(-60))).when(
+            "admin_access_granted", at=days(-61), kind="gdap", expires_at=days(100)
+        ).then_refused("before_request")
+
+    def test_a_new_dap_cannot_be_back_dated_past_the_cutoff(self):
+        given(requested()).when(
+            "admin_access_granted", at=datetime(1990, 1, 1, tzinfo=UTC), kind="dap"
+        ).then_refused("before_request")
+
+    def test_originals_held_before_the_request_may_be_dated_before_it(self):
+        given(requested(at=days(-60))).when(
+            "original_subscription_recorded",
+            at=days(-400),
+            subscription_id="orig-1",
+            offer_id="O365_E3",
+            offer_name="E3",
+            licenses=5,
+            term_end=days(20).date(),
+            purchased_via="other_channel",
+            billing_cycle="annual",
+        ).then(fact("original_subscription_recorded", at=days(-400)))
+
+    def test_a_relationship_granted_again_keeps_the_old_one_for_business_time(self):
+        migration = given(
+            requested(at=days(-400)),
+            original(via="m365_admin_portal", at=days(-399)),
+            gdap("gdap-1", expires=days(-5), at=days(-300)),
+            gdap("gdap-1", expires=days(300), at=days(-2)),
+            on("original_subscription_cancelled", cancelled_by="customer", at=days(-200)),
+        )
+        assert len(migration.state.admin_access) == 2
+        # Asked on the customer's behalf 100 days ago, under the first grant.
+        migration.when(
+            "credit_requested",
+            by=BILLING,
+            at=days(-100),
+            subscription_id="orig-1",
+            requested_by="partner",
+        ).then(fact("credit_requested", requested_by="partner"))
