@@ -84,7 +84,13 @@ class ChainingMapper(Mapper[UUID]):
         return domain_event
 
 
-def _is_migration_event(event: Any) -> bool:
-    from domain.migration import Migration
+_migration_event: type | None = None
 
-    return isinstance(event, Migration.Event)
+
+def _is_migration_event(event: Any) -> bool:
+    global _migration_event
+    if _migration_event is None:  # domain.migration imports this module: resolve it late
+        from domain.migration import Migration
+
+        _migration_event = Migration.Event
+    return isinstance(event, _migration_event)

@@ -95,6 +95,7 @@ def verify_store(
         "events_after_head": report.events_in_store - (latest.tree_size if latest else 0),
         "key_id": None if public_key is None else key_id(public_key),
         "against": None if against is None else against.to_dict(),
+        "views_lag": views.get("lag"),
         "views": views,
         "first_bad_position": None if first is None else first["position"],
         "reason": None if first is None else f"{first['check']}: {first['reason']}",

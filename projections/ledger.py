@@ -122,15 +122,9 @@ class LedgerView:
                 nodes.append((level, index, h.hex()))
             size += 1
         if leaves:
-            c.executemany(
-                self.view.sql("INSERT INTO {ledger_leaves} (idx, position, hash) VALUES (?, ?, ?)"),
-                leaves,
-            )
+            self.view.insert_rows(c, "ledger_leaves", ("idx", "position", "hash"), leaves)
         if nodes:
-            c.executemany(
-                self.view.sql("INSERT INTO {ledger_nodes} (level, idx, hash) VALUES (?, ?, ?)"),
-                nodes,
-            )
+            self.view.insert_rows(c, "ledger_nodes", ("level", "idx", "hash"), nodes)
         return size, merkle.root(size, lambda level, i: cache[(level, i)])
 
     def _node(self, c: Any, level: int, index: int) -> bytes:

@@ -60,15 +60,6 @@ _UPSERT_MIGRATION = (
     + ") ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in rows.MIGRATION_COLUMNS[1:])
 )
-_INSERT_AUDIT = (
-    "INSERT INTO {audit} ("
-    + ", ".join(rows.AUDIT_COLUMNS)
-    + ") VALUES ("
-    + ",".join("?" * len(rows.AUDIT_COLUMNS))
-    + ")"
-)
-
-
 class ReadModelProjection(Projection[ViewStore]):
     """All three views of the tracker, written together.
 
@@ -173,12 +164,9 @@ class ReadModelProjection(Projection[ViewStore]):
             self._delete_where_in(c, "migration_risks", "migration_id", ids)
             risks = [r for m in ids for r in rows.risk_rows(m, current[m])]
             if risks:
-                c.executemany(
-                    v.sql("INSERT INTO {migration_risks} (migration_id, risk) VALUES (?, ?)"),
-                    risks,
-                )
-        if "audit" in views:
-            c.executemany(v.sql(_INSERT_AUDIT), audit)
+                v.insert_rows(c, "migration_risks", ("migration_id", "risk"), risks)
+        if "audit" in views and audit:
+            v.insert_rows(c, "audit", rows.AUDIT_COLUMNS, audit)
         if "summary" in views:
             self._summary(c, ids, current, before)
         return ledger

@@ -96,9 +96,13 @@ class TestGivenAStoreWrittenBeforeTheDomainRules:
         finally:
             app.close()
 
-    def test_the_old_views_are_rebuilt_and_verify(self, old_store):
+    def test_the_old_views_are_rebuilt_and_verify(self, old_store, tmp_path):
+        from projections.heads import Signer
+        from projections.projector import HeadPolicy
+
+        signer = Signer.generate(tmp_path / "ledger.key")
         app = Tracker(env=old_store)
-        read_side = ReadSide(app, old_store)
+        read_side = ReadSide(app, old_store, heads=HeadPolicy(signer))
         try:
             head = app.recorder.max_notification_id()
             # The views were built with the old layout: dropped, so the runner starts over.
@@ -108,6 +112,23 @@ class TestGivenAStoreWrittenBeforeTheDomainRules:
             result = read_side.queries.verify()
             assert result["ok"] is True, result
             assert result["rows_checked"] == 281  # the migration events (the rest: keys, claims)
+            # The store itself verifies from where links began: none of its events has one, and
+            # the first event written now links to the last stored one of its migration.
+            read_side.issue_head(force=True)
+            full = read_side.verify(signer.public_key)
+            assert full["ok"] is True, full["failures"]
+            assert full["events_verified"] == full["events_in_store"] == head
+            assert full["events_linked"] == 0
+            assert full["snapshots_stale"] == 1  # written in the old format: never used
+            mid = _migration_ids(app)[0]
+            from domain.commands import Command
+            from domain.context import Context
+
+            app.execute(mid, Context("alice", "account_admin"), Command.of("note_added", text="n"))
+            read_side.issue_head(force=True)
+            after = read_side.verify(signer.public_key)
+            assert after["ok"] is True, after["failures"]
+            assert after["events_linked"] == 1
             from datetime import UTC, datetime
 
             items, _ = read_side.queries.list_migrations(now=datetime.now(UTC), limit=500)

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from domain.application import Tracker
+from domain.context import Context
 from projections import ReadSide
 from tests.factories import SALES, record, start
 
@@ -36,11 +37,12 @@ def request(
     tenant: str = "contoso.onmicrosoft.com",
     partner: str = "fabrikam",
     name: str = "Contoso Ltd",
+    at: datetime | None = None,
 ):
     region = "europe" if partner == "fabrikam" else "north_america"
     return start(
         app,
-        SALES,
+        SALES if at is None else Context(SALES.principal, SALES.role, occurred_at=at),
         partner_id=partner,
         tenant_id=tenant,
         customer_name=name,

@@ -110,7 +110,10 @@ def given_dates_on_every_boundary(app):
         record_original(app, a, sub, term_end=TODAY + timedelta(days=days))
         if days % 2:
             record(app, "original_auto_renew_disabled", a, ADMIN, subscription_id=sub)
-    b = request(app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove")
+    # Requested long ago: its originals expired on their (past) term ends.
+    b = request(
+        app, "woodgrove.onmicrosoft.com", "northwind", "Woodgrove", NOW - timedelta(days=200)
+    )
     expired = (("e1", -31), ("e2", -29), ("e3", -125), ("e4", -100))
     for sub, days in (*expired, ("live", 45), ("swap", 10)):
         record_original(app, b, sub, term_end=TODAY + timedelta(days=days))
