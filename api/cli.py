@@ -214,6 +214,9 @@ def cmd_partners(args: argparse.Namespace) -> int:
         if args.partners_command == "add":
             partner = tracker.register_partner(args.id, args.name, args.region)
             print(f"registered {partner.partner_id} ({partner.name}, {partner.region})")
+        elif args.partners_command == "set-region":
+            partner = tracker.correct_partner_region(args.id, args.region)
+            print(f"{partner.partner_id} is now in {partner.region}")
         else:
             topic = Partner.Registered.TOPIC
             for n in tracker.recorder.select_notifications(1, 1_000_000, topics=[topic]):
@@ -301,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--region", required=True)
+    fix = partners.add_parser(
+        "set-region", parents=[common], help="correct a partner's region (a CSP region or country)"
+    )
+    fix.add_argument("--id", required=True)
+    fix.add_argument("--region", required=True)
     partners.add_parser("list", parents=[common], help="list partners")
     sub.choices["partners"].set_defaults(run=cmd_partners)
 

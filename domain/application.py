@@ -151,6 +151,12 @@ class Tracker(Application[UUID]):
             ) from None
         return partner
 
+    def correct_partner_region(self, partner_id: str, region: str) -> Partner:
+        partner = self.get_partner(partner_id)
+        partner.correct_region(region)
+        self.save(partner)
+        return partner
+
     def get_partner(self, partner_id: str) -> Partner:
         try:
             return self.repository.get(Partner.key(partner_id))

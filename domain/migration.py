@@ -20,7 +20,7 @@ from domain import fields as f
 from domain import regions, roles
 from domain.chain import GENESIS, LINK, PREV
 from domain.context import Context
-from domain.errors import NotFound, RuleViolated
+from domain.errors import InvalidInput, NotFound, RuleViolated
 from domain.offers import Catalogue
 from domain.state import MigrationState
 from domain.vocabulary import Channel, Role
@@ -108,7 +108,14 @@ class Migration(Aggregate):
         def decide(
             cls, state: MigrationState, c: Mapping[str, Any], at: datetime, offers: Catalogue
         ) -> dict[str, Any]:
-            partner = regions.place(f.text(c, "partner_region"), "partner_region")
+            try:
+                partner = regions.place(f.text(c, "partner_region"), "partner_region")
+            except InvalidInput:
+                raise RuleViolated(
+                    "invalid_partner_region",
+                    f"the partner's registered region {c.get('partner_region')!r} is not a CSP "
+                    "region: correct it with `csp-tracker partners set-region`",
+                ) from None
             customer = regions.place(f.text(c, "customer_region"), "customer_region")
             values = {
                 "partner_id": f.text(c, "partner_id"),

@@ -28,6 +28,16 @@ class Partner(Aggregate):
 
     Created = Registered
 
+    class RegionCorrected(Event):
+        """Partners registered before regions were validated may hold a region that is not a
+        CSP region (e.g. "emea"): they cannot request migrations until it is corrected."""
+
+        TOPIC = "csp_tracker.partner:region_corrected"
+        region: str
+
+        def apply(self, aggregate: Partner) -> None:
+            aggregate.region = self.region
+
     def __init__(self, partner_id: str, name: str, region: str) -> None:
         self.partner_id = partner_id
         self.name = name
@@ -36,6 +46,12 @@ class Partner(Aggregate):
     @staticmethod
     def key(partner_id: str) -> UUID:
         return uuid5(_NS, f"partner:{partner_id}")
+
+    def correct_region(self, region: str) -> None:
+        new = place(region).region
+        if new == self.region:
+            raise Conflict("region_unchanged", f"partner {self.partner_id} is already in {new}")
+        self.trigger_event(self.RegionCorrected, region=new)
 
     @classmethod
     def register(cls, partner_id: str, name: str, region: str) -> Partner:

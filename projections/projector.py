@@ -60,6 +60,8 @@ _UPSERT_MIGRATION = (
     + ") ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in rows.MIGRATION_COLUMNS[1:])
 )
+
+
 class ReadModelProjection(Projection[ViewStore]):
     """All three views of the tracker, written together.
 

@@ -70,6 +70,33 @@ class TestPartnersAndKeys:
             line for line in cli("partners", "list")[1].splitlines() if "p3" in line
         )
 
+    def test_a_legacy_region_can_be_corrected(self, cli, tracker_of):
+        from domain.commands import Command
+        from domain.context import Context
+        from domain.errors import RuleViolated
+        from domain.partner import Partner
+
+        tracker = tracker_of()
+        legacy = Partner._create(
+            Partner.Registered, id=Partner.key("old"), partner_id="old", name="Old", region="emea"
+        )
+        tracker.save(legacy)  # as stored before regions were validated
+        request = Command.of(
+            "relationship_requested",
+            partner_id="old",
+            tenant_id="c.example",
+            customer_name="C",
+            customer_region="SE",
+            channel="direct",
+        )
+        with pytest.raises(RuleViolated, match="invalid_partner_region"):
+            tracker.start(Context("s", "sales_agent"), request)
+        code, out, _ = cli("partners", "set-region", "--id", "old", "--region", "europe")
+        assert code == 0 and "now in europe" in out
+        assert tracker_of().start(Context("s", "sales_agent"), request).migration.version == 1
+        code, _, err = cli("partners", "set-region", "--id", "old", "--region", "europe")
+        assert code == 2 and "region_unchanged" in err
+
     def test_refusals_exit_2_with_the_code(self, cli):
         code, _, err = cli("keys", "create", "--name", "k", "--role", "sales_agent",
                            "--partner", "nobody")  # fmt: skip
