@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import errors
+from api.body import BodyGuard
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
-from api.routes import audit, dashboard, health, ledger, migrations
+from api.routes import audit, dashboard, health, ingest, ledger, migrations
 from api.settings import Settings
 from domain.application import Tracker
 from projections import ReadSide
@@ -50,12 +52,15 @@ def create_app(
 
     app = FastAPI(
         title="CSP migration tracker",
-        version="1.0.0",
+        version=importlib.metadata.version("csp-tracker"),
         description="Customer migrations into the Microsoft CSP program: an event-sourced "
         "record of each step, its risks, and an audit trail. Authenticate with "
         "`Authorization: Bearer <key>` (`csp-tracker keys create`).",
         lifespan=lifespan,
         dependencies=[Depends(reject_nul)],
+        # Operation ids are the route functions' names (`record_event`, `list_migrations`),
+        # so generated clients read well; they are unique (tests/api/test_openapi.py).
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -63,7 +68,8 @@ def create_app(
     app.state.read_side = None
     app.state.heads = None
     errors.register(app)
-    for module in (migrations, audit, ledger, dashboard, health):
+    for module in (migrations, audit, ledger, ingest, dashboard, health):
         app.include_router(module.router)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -14,11 +16,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from domain.access import AUDITOR, authenticate
+from domain.access import AUDITOR, ApiKey, authenticate
 from domain.application import Tracker
 from domain.migration import Migration
 
 _CACHE_SECONDS = 5.0
+# Events after which cached keys are loaded again: a key revoked, or a new key issued.
+_KEY_TOPICS = [ApiKey.Revoked.TOPIC, ApiKey.Issued.TOPIC]
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -42,25 +46,33 @@ class Principal:
 
 
 class KeyCache:
-    """Token lookups are one store read each; keep them a few seconds per process."""
+    """Token lookups are one store read each; keep them a few seconds per process.
 
-    def __init__(self) -> None:
+    A key revoked (or issued) by another process, such as `csp-tracker keys revoke`, takes
+    effect at the very next request all the same: each entry remembers the store's head (its
+    highest notification id) read before the key was loaded, and every lookup reads the head
+    again (one indexed query). When the head has moved, the events since the last look are
+    searched once, for this whole process, for key events (`_KEY_TOPICS`: a range of the
+    notification id index, filtered by topic, usually a few rows). An entry loaded before the
+    newest key event seen is loaded again from the store.
+    """
+
+    def __init__(self, seconds: float = _CACHE_SECONDS) -> None:
+        self._seconds = seconds
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
-
-    def peek(self, token: str) -> tuple[bool, Principal | None]:
-        """(True, principal) for a fresh entry; (False, None) when the store must be asked."""
-        with self._lock:
-            hit = self._entries.get(token)
-        if hit is not None and hit[0] > time.monotonic():
-            return True, hit[1]
-        return False, None
+        self._entries: dict[str, tuple[float, int, Principal | None]] = {}
+        # Key events were searched for up to `_seen`; entries loaded before `_changed` are stale.
+        self._seen: int | None = None
+        self._changed = 0
 
     def get(self, tracker: Tracker, token: str) -> Principal | None:
+        head = self._follow(tracker)
         now = time.monotonic()
-        found, principal = self.peek(token)
-        if found:
-            return principal
+        with self._lock:
+            hit = self._entries.get(token)
+            changed = self._changed
+        if hit is not None and hit[0] > now and hit[1] >= changed:
+            return hit[2]
         key = authenticate(tracker, token)
         principal = (
             None if key is None else Principal(key.key_id, key.name, key.role, key.partner_id)
@@ -68,8 +80,29 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[token] = (now + _CACHE_SECONDS, principal)
+            self._entries[token] = (now + self._seconds, head, principal)
         return principal
+
+    def _follow(self, tracker: Tracker) -> int:
+        """The store's head, once every key event up to it has been accounted for."""
+        recorder = tracker.recorder
+        head = recorder.max_notification_id() or 0
+        with self._lock:
+            seen = self._seen
+            if seen is None:  # the first lookup: nothing loaded before it is trusted
+                self._seen = self._changed = head
+                return head
+        if head <= seen:
+            return head
+        found = recorder.select_notifications(
+            start=seen, stop=head, topics=_KEY_TOPICS, limit=1, inclusive_of_start=False
+        )
+        with self._lock:
+            if found:
+                self._changed = max(self._changed, head)
+            # (seen, head] is searched, and (.., seen] was before: both are accounted for.
+            self._seen = max(self._seen or 0, head)
+        return head
 
     def clear(self) -> None:
         with self._lock:
@@ -98,17 +131,54 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    # Async so that a cached key costs no threadpool hop; only a miss reads the store.
     token = credentials.credentials.strip() if credentials else ""
     if not token:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>")
     keys: KeyCache = request.app.state.keys
-    found, principal = keys.peek(token)
-    if not found:
-        principal = await run_in_threadpool(keys.get, request.app.state.tracker, token)
+    # A threadpool hop even for a cached key: the cache asks the store whether any key was
+    # revoked since (one indexed query), so that a revocation applies at the next request.
+    principal = await run_in_threadpool(keys.get, request.app.state.tracker, token)
     if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     return principal
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a client address is this machine's: 127.0.0.0/8 or ::1 (IPv4-mapped too).
+
+    Anything else is not, including no address and names such as TestClient's "testclient".
+    """
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+async def metrics_access(request: Request) -> None:
+    """`/metrics` shows global figures: a scraper's bearer token, or a loopback client.
+
+    With `metrics_token` set, `Authorization: Bearer <metrics_token>` is required (else 401,
+    whatever the client's address; an API key is not a metrics token). Without it, only
+    loopback clients are answered (else 403).
+    """
+    secret = request.app.state.settings.metrics_token
+    expected = secret.get_secret_value() if secret is not None else ""
+    if expected:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else ""
+        if not secrets.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, "unauthorized", "send Authorization: Bearer <metrics token>")
+        return
+    client = request.client
+    if not is_loopback(client.host if client else None):
+        raise ApiError(
+            403,
+            "metrics_loopback_only",
+            "/metrics answers loopback clients only, unless CSP_TRACKER_METRICS_TOKEN is set",
+        )
 
 
 async def correlation_id(request: Request) -> str:

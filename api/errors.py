@@ -10,6 +10,13 @@
 | VersionConflict                          | 412    | version_conflict            |
 | store unreachable                        | 503    | store_unavailable           |
 | anything else                            | 500    | internal_error              |
+
+Before the app reads a body, api/body.py refuses with the same shape: 401 unauthorized (no
+credentials), 413 body_too_large, 400 empty_idempotency_key / invalid_encoding /
+duplicate_key. A 422 validation_error lists at most MAX_ERRORS errors (`count` has the total),
+and any echo of the client's input is cut to MAX_ECHO characters.
+
+Each route documents only the error statuses it can answer: `responses=errors_for(401, ...)`.
 """
 
 from __future__ import annotations
@@ -75,16 +82,34 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in [
-        (400, "The body could not be decoded"),
+        (
+            400,
+            "The body was refused before validation: not UTF-8 (`invalid_body`), UTF-16/32 or "
+            "with a byte order mark (`invalid_encoding`), a JSON key repeated "
+            "(`duplicate_key`), or an empty Idempotency-Key (`empty_idempotency_key`)",
+        ),
         (401, "Missing or invalid API key"),
-        (403, "Not permitted (role, or read-only key)"),
+        (403, "Not permitted (role, read-only key, or another partner)"),
         (404, "Not found (or another partner's)"),
         (409, "Conflicts with what is stored"),
         (412, "If-Match version is stale"),
+        (413, "The body is larger than the limit (`body_too_large`)"),
         (422, "Invalid input or a business rule refused"),
         (503, "Store or read side unavailable"),
     ]
 }
+
+
+def errors_for(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses of one route: only the statuses it can answer.
+    `descriptions` replaces a status's description, keyed `e400`, `e404`, ..."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry = dict(ERROR_RESPONSES[status])
+        if f"e{status}" in descriptions:
+            entry["description"] = descriptions[f"e{status}"]
+        responses[status] = entry
+    return responses
 
 
 def error_response(
@@ -99,6 +124,18 @@ def status_of(exc: DomainError) -> int:
         if isinstance(exc, cls):
             return status
     return 422
+
+
+# Validation errors listed in a 422, and the longest echo of the client's input in one.
+MAX_ERRORS = 20
+MAX_ECHO = 200
+MAX_LOC = 10
+
+
+def _clip(value: Any, limit: int = MAX_ECHO) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -123,18 +160,25 @@ def register(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Bounded whatever the body: the first MAX_ERRORS errors, each echo of the client's
+        # input (a field name in `loc`, a message quoting a value) cut to MAX_ECHO characters;
+        # `count` is how many there were in all.
+        found = exc.errors()
         errors = [
             {
-                "loc": _jsonable(list(e.get("loc", ()))),
-                "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "")),
+                "loc": [_clip(part) for part in _jsonable(list(e.get("loc", ()))[:MAX_LOC])],
+                "msg": _clip(str(e.get("msg", ""))),
+                "type": _clip(str(e.get("type", ""))),
             }
-            for e in exc.errors()
+            for e in found[:MAX_ERRORS]
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
         return error_response(
-            422, "validation_error", f"{where}: {first['msg']}", {"errors": errors}
+            422,
+            "validation_error",
+            _clip(f"{where}: {first['msg']}", 2 * MAX_ECHO),
+            {"errors": errors, "count": len(found)},
         )
 
     @app.exception_handler(StarletteHTTPException)

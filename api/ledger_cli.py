@@ -66,6 +66,10 @@ def cmd_verify(args: argparse.Namespace, settings: Any, read_side: Any, progress
     key_path = Path(args.public_key) if args.public_key else settings.ledger_key
     public_key = _key(key_path) if (args.public_key or key_path.exists()) else None
     against = _saved_head(args.against) if args.against else None
+    if against is None and not args.public_key and key_path.exists():
+        # The signer's own record of the last head it signed: deleting the stored heads and
+        # rebuilding the ledger cannot hide a rewrite from it.
+        against = Signer.from_file(key_path).last_head()
     result = read_side.verify(public_key, against, progress)
     print(json.dumps(result, indent=2, default=str))
     return 0 if result["ok"] else 1
@@ -119,17 +123,29 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     commands.add_parser("public-key", parents=[common], help="print the public key (PEM)")
     head = commands.add_parser("head", parents=[common], help="print the latest signed head")
-    head.add_argument("--issue", action="store_true", help="catch up and sign a head now")
+    head.add_argument(
+        "--issue", action="store_true", help="catch up and sign a head now (default: off)"
+    )
 
     verify = sub.add_parser(
         "verify", parents=[common], help="verify the store, the ledger, snapshots and views"
     )
-    verify.add_argument("--against", help="a head saved earlier (JSON): prove nothing changed")
-    verify.add_argument("--public-key", help="the public key heads must be signed with (PEM)")
+    verify.add_argument(
+        "--against",
+        help="a head saved earlier (JSON): prove nothing changed (default: the last head the "
+        "signing key file recorded, when there is one and no --public-key)",
+    )
+    verify.add_argument(
+        "--public-key",
+        help="the public key heads must be signed with, PEM (default: the signing key's, when "
+        "the key file is here)",
+    )
 
     offline = sub.add_parser("verify-export", help="verify an export with proofs, offline")
-    offline.add_argument("file")
-    offline.add_argument("--public-key", required=True, help="the ledger's public key (PEM)")
+    offline.add_argument("file", help="an export made with `export --format jsonl --with-proofs`")
+    offline.add_argument(
+        "--public-key", required=True, help="the ledger's public key, PEM (required)"
+    )
 
 
 def print_error(exc: CliError) -> int:

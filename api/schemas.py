@@ -1,14 +1,31 @@
 """Request and response models. Events form a discriminated union on `type`, whose values are
-the domain's wire names (the suffixes of the events' stable topics)."""
+the domain's wire names (the suffixes of the events' stable topics).
+
+Request bodies are strict (pydantic strict mode): a JSON value must already have the field's
+type, so `"licenses": "25"` or `true`, `"auto_renew": "off"` and `"multi_partner": "yes"` are
+refused with 422 naming the field. JSON has no type for times, dates, UUIDs or decimals: those
+arrive as strings, and only as strings (a Unix number for a time is refused too).
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 # Business times far from today are typos, and would overflow date arithmetic in the rules.
 _MIN_YEAR, _MAX_YEAR = 1990, 2200
@@ -27,15 +44,56 @@ def _no_nul(value: str) -> str:
     return value
 
 
-When = Annotated[AwareDatetime, AfterValidator(_plausible)]
-Day = Annotated[date, AfterValidator(_plausible)]
+def _json_string(
+    error: str, what: str, example: str, pattern: str | None = None
+) -> BeforeValidator:
+    """Let only a JSON string through to a lax (string-parsing) type: pydantic's lax mode
+    would also read a number as a time (Unix seconds), a date or a decimal."""
+    shape = None if pattern is None else re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or (shape is not None and not shape.fullmatch(value)):
+            raise PydanticCustomError(
+                error,
+                "must be {what} in a JSON string, e.g. {example}",
+                {"what": what, "example": example},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+_DECIMAL = r"[0-9]{1,11}(\.[0-9]{1,4})?"
+
+When = Annotated[
+    AwareDatetime,
+    Strict(False),
+    _json_string("time_string", "an ISO-8601 time with a zone", '"2026-11-02T09:00:00Z"'),
+    AfterValidator(_plausible),
+]
+Day = Annotated[
+    date,
+    Strict(False),
+    _json_string(
+        "date_string", "a date (YYYY-MM-DD)", '"2027-01-31"', r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    ),
+    AfterValidator(_plausible),
+]
+Guid = Annotated[UUID, Strict(False)]  # a UUID string: lax mode parses it, refuses numbers
+Amount = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=15, decimal_places=4),
+    Strict(False),
+    _json_string("decimal_string", "a decimal number", '"120.00"', _DECIMAL),
+    WithJsonSchema({"type": "string", "pattern": f"^{_DECIMAL}$", "examples": ["120.00"]}),
+]
 Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_no_nul)]
 Licenses = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     occurred_at: When | None = Field(None, description="Business time; defaults to now")
 
 
@@ -53,7 +111,7 @@ SubscriptionIds = Annotated[list[Text], Field(min_length=1, max_length=100)]
 
 class RelationshipRequest(_Body):
     tenant_id: Annotated[Text, Field(description="The tenant's domain, e.g. contoso.com")]
-    tenant_guid: UUID | None = Field(
+    tenant_guid: Guid | None = Field(
         None, description="The Microsoft Entra tenant id (Partner Center's customer id)"
     )
     customer_name: Text
@@ -63,7 +121,7 @@ class RelationshipRequest(_Body):
 
 
 class OriginalSubscriptionRecorded(_Body):
-    type: Literal["original_subscription_recorded"]
+    type: Literal["original_subscription_recorded"] = "original_subscription_recorded"
     subscription_id: Text
     offer_id: Text
     offer_name: Text
@@ -75,13 +133,13 @@ class OriginalSubscriptionRecorded(_Body):
 
 
 class InvitationAccepted(_Body):
-    type: Literal["invitation_accepted"]
+    type: Literal["invitation_accepted"] = "invitation_accepted"
     accepted_by: Text
-    tenant_guid: UUID | None = Field(None, description="The Entra tenant id, once known")
+    tenant_guid: Guid | None = Field(None, description="The Entra tenant id, once known")
 
 
 class SubscriptionProvisioned(_Body):
-    type: Literal["subscription_provisioned"]
+    type: Literal["subscription_provisioned"] = "subscription_provisioned"
     subscription_id: Text
     replaces: Text | SubscriptionIds = Field(
         description="The original (or list of originals of one offer) this replaces"
@@ -96,47 +154,47 @@ class _OnSubscription(_Body):
 
 
 class OriginalSubscriptionExpired(_OnSubscription):
-    type: Literal["original_subscription_expired"]
+    type: Literal["original_subscription_expired"] = "original_subscription_expired"
 
 
 class OriginalSubscriptionCancelled(_OnSubscription):
-    type: Literal["original_subscription_cancelled"]
+    type: Literal["original_subscription_cancelled"] = "original_subscription_cancelled"
     cancelled_by: Literal["customer", "partner"]
 
 
 class CreditRequested(_OnSubscription):
-    type: Literal["credit_requested"]
+    type: Literal["credit_requested"] = "credit_requested"
     requested_by: Literal["customer", "partner"]
 
 
 class CreditResolved(_OnSubscription):
-    type: Literal["credit_resolved"]
+    type: Literal["credit_resolved"] = "credit_resolved"
     outcome: Literal["granted", "denied"]
-    amount: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=4)] | None = Field(
+    amount: Amount | None = Field(
         None, description='Decimal string, e.g. "120.00"; required when granted'
     )
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
 
 
 class AdminAccessGranted(_Body):
-    type: Literal["admin_access_granted"]
+    type: Literal["admin_access_granted"] = "admin_access_granted"
     kind: Literal["dap", "gdap"]
     expires_at: When | None = None
     relationship_id: Text | None = Field(None, description="Partner Center's relationship id")
 
 
 class AdminAccessRemoved(_Body):
-    type: Literal["admin_access_removed"]
+    type: Literal["admin_access_removed"] = "admin_access_removed"
     relationship_id: Text | None = Field(None, description="The one that ended; none: all")
 
 
 class OriginalSubscriptionRenewed(_OnSubscription):
-    type: Literal["original_subscription_renewed"]
+    type: Literal["original_subscription_renewed"] = "original_subscription_renewed"
     term_end: Day
 
 
 class OriginalCorrected(_OnSubscription):
-    type: Literal["original_corrected"]
+    type: Literal["original_corrected"] = "original_corrected"
     reason: LongText
     licenses: Licenses | None = None
     term_end: Day | None = None
@@ -145,41 +203,46 @@ class OriginalCorrected(_OnSubscription):
 
 
 class OriginalExcluded(_OnSubscription):
-    type: Literal["original_excluded"]
+    type: Literal["original_excluded"] = "original_excluded"
     reason: Literal["kept_with_other_partner", "not_migrating", "recorded_in_error"]
 
 
+class TenantIdentified(_Body):
+    type: Literal["tenant_identified"] = "tenant_identified"
+    tenant_guid: Guid = Field(description="The customer's Microsoft Entra tenant id")
+
+
 class LicenseReductionAccepted(_Body):
-    type: Literal["license_reduction_accepted"]
+    type: Literal["license_reduction_accepted"] = "license_reduction_accepted"
     offer_id: Text
     licenses: Licenses
     reason: LongText
 
 
 class OriginalAutoRenewDisabled(_OnSubscription):
-    type: Literal["original_auto_renew_disabled"]
+    type: Literal["original_auto_renew_disabled"] = "original_auto_renew_disabled"
 
 
 class NoteAdded(_Body):
-    type: Literal["note_added"]
+    type: Literal["note_added"] = "note_added"
     text: LongText
 
 
 class OfferRetired(_OnSubscription):
-    type: Literal["offer_retired"]
+    type: Literal["offer_retired"] = "offer_retired"
 
 
 class LicensesReassigned(_OnSubscription):
-    type: Literal["licenses_reassigned"]
+    type: Literal["licenses_reassigned"] = "licenses_reassigned"
 
 
 class LicensesChanged(_OnSubscription):
-    type: Literal["licenses_changed"]
+    type: Literal["licenses_changed"] = "licenses_changed"
     licenses: Licenses
 
 
 class MigrationAbandoned(_Body):
-    type: Literal["migration_abandoned"]
+    type: Literal["migration_abandoned"] = "migration_abandoned"
     reason: LongText
 
 
@@ -202,7 +265,8 @@ EventBody = Annotated[
     | OriginalSubscriptionRenewed
     | OriginalCorrected
     | OriginalExcluded
-    | LicenseReductionAccepted,
+    | LicenseReductionAccepted
+    | TenantIdentified,
     Field(discriminator="type"),
 ]
 
@@ -274,3 +338,201 @@ class Verification(_Open):
 
 class Health(_Open):
     status: str
+
+
+# -- the ledger --------------------------------------------------------------------------
+class SignedHead(_Open):
+    """A signed tree head: save it, and verify the store against it later."""
+
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    key_id: str
+    signature: str
+
+
+class HeadPage(BaseModel):
+    items: list[SignedHead]
+    next_before: int | None = Field(description="Pass as `before` for the next page")
+
+
+class PublicKey(BaseModel):
+    key_id: str
+    public_key_pem: str
+
+
+class ProvenLeaf(BaseModel):
+    """The stored event at a position, as the ledger hashed it."""
+
+    position: int
+    originator_id: str
+    version: int
+    topic: str
+    state: str = Field(description="The stored event's bytes, base64")
+
+
+class InclusionProof(BaseModel):
+    tree_size: int
+    leaf_index: int
+    leaf: ProvenLeaf
+    audit_path: list[str] = Field(description="Hex hashes, leaf to root")
+    root_hash: str
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str] = Field(description="Hex hashes")
+
+
+# -- Partner Center ingest ---------------------------------------------------------------
+class NotificationRecord(_Open):
+    """One logged Partner Center notification and what became of it."""
+
+    id: str
+    partner_id: str
+    event_name: str
+    resource_uri: str
+    resource_name: str
+    audit_uri: str
+    resource_change_utc: str
+    received_at: str
+    customer_guid: str | None
+    status: str
+    migration_id: str | None
+    migration_version: int | None
+    refusal: str | None
+    matched_by: str | None
+
+
+class IngestOutcome(BaseModel):
+    status: str = Field(
+        description="applied, unmatched, rejected, needs_reconciliation, or duplicate"
+    )
+    notification_id: str
+    migration_id: str | None
+    migration_version: int | None
+    refusal: str | None
+    first: NotificationRecord | None = Field(
+        description="For a duplicate: the notification as first received"
+    )
+
+
+class NotificationLog(BaseModel):
+    items: list[NotificationRecord]
+
+
+# -- the dashboard -----------------------------------------------------------------------
+class StageCounts(BaseModel):
+    """Migrations in each stage (domain.vocabulary.Stage), every stage present."""
+
+    invited: int = 0
+    accepted: int = 0
+    provisioning: int = 0
+    provisioned: int = 0
+    completed: int = 0
+    abandoned: int = 0
+
+
+class RiskCounts(BaseModel):
+    """Migrations carrying each risk flag at the time of the request
+    (domain.vocabulary.Risk), every flag present, 0 when none carries it."""
+
+    license_shortfall: int = 0
+    cancelled_before_replacement: int = 0
+    grace_period: int = 0
+    access_lost: int = 0
+    data_loss: int = 0
+    early_cancellation: int = 0
+    credit_not_requested: int = 0
+    reassignment_pending: int = 0
+    auto_renew_on: int = 0
+    expiring_unreplaced: int = 0
+    admin_access_expiring: int = 0
+    double_billing: int = 0
+
+
+class LicenseTotals(BaseModel):
+    original: int = Field(description="Licenses of the originals recorded")
+    provisioned: int = Field(description="Licenses of the CSP subscriptions provisioned")
+
+
+class EndingUnreplaced(BaseModel):
+    """Originals still active and not yet replaced, in open migrations, whose term ends
+    between today and the given number of days from today (both included): the work that
+    is due. Keyed by the number of days."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    within_7_days: int = Field(0, alias="7", description="Term ends within 7 days")
+    within_30_days: int = Field(0, alias="30", description="Term ends within 30 days")
+    within_90_days: int = Field(0, alias="90", description="Term ends within 90 days")
+
+
+class CreditCounts(BaseModel):
+    requested: int = Field(description="Originals a credit was asked for (resolved or not)")
+    granted: int
+    denied: int
+    granted_amount: dict[str, str] = Field(
+        description="Total granted per currency (ISO 4217 code), as a decimal string with at "
+        'least two decimals, e.g. {"EUR": "120.00"}'
+    )
+
+
+class SummaryCounts(BaseModel):
+    """One scope's counts: all migrations of the scope, open and closed."""
+
+    migrations: int = Field(description="Migrations in the scope")
+    stages: StageCounts
+    risks: RiskCounts
+    licenses: LicenseTotals
+    ending_unreplaced: EndingUnreplaced
+    credits: CreditCounts
+
+
+_SUMMARY_EXAMPLE: dict[str, Any] = {
+    "migrations": 2,
+    "stages": {
+        "invited": 0,
+        "accepted": 1,
+        "provisioning": 0,
+        "provisioned": 0,
+        "completed": 1,
+        "abandoned": 0,
+    },
+    "risks": {
+        "license_shortfall": 0,
+        "cancelled_before_replacement": 0,
+        "grace_period": 0,
+        "access_lost": 0,
+        "data_loss": 0,
+        "early_cancellation": 1,
+        "credit_not_requested": 0,
+        "reassignment_pending": 0,
+        "auto_renew_on": 1,
+        "expiring_unreplaced": 1,
+        "admin_access_expiring": 0,
+        "double_billing": 0,
+    },
+    "licenses": {"original": 50, "provisioned": 25},
+    "ending_unreplaced": {"7": 0, "30": 1, "90": 1},
+    "credits": {"requested": 1, "granted": 1, "denied": 0, "granted_amount": {"EUR": "120.00"}},
+}
+
+
+class DashboardSummary(BaseModel):
+    """Counts over the migrations the key may see, at the time of the request.
+
+    `overall` sums `partners`. `partners` holds one entry per partner id that has at least one
+    migration: all partners for an auditor key (or the one named by `partner_id`), the key's
+    own partner for a partner key. Every stage and every risk flag is present, with 0 when no
+    migration has it; `ending_unreplaced` is keyed by days ("7", "30", "90")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"overall": _SUMMARY_EXAMPLE, "partners": {"fabrikam": _SUMMARY_EXAMPLE}}]
+        }
+    )
+    overall: SummaryCounts = Field(description="The sum over `partners`")
+    partners: dict[str, SummaryCounts] = Field(description="By partner id")

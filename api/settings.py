@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projections.heads import Signer
@@ -26,9 +26,17 @@ class Settings(BaseSettings):
     postgres_user: str = "postgres"
     postgres_password: str = ""
     postgres_schema: str = "public"
+    # Seconds to wait for a PostgreSQL connection (connecting, or a free one from the pool)
+    # before failing, rather than the library's 30.
+    postgres_connect_timeout: int = Field(5, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_lag: int = Field(1000, ge=0)
+    # Request bodies above this many bytes are refused with 413 (api/body.py).
+    max_body_bytes: int = Field(1_048_576, ge=1)
+    # `/metrics` wants `Authorization: Bearer <this>` when set; when unset (or empty), it
+    # answers loopback clients only (127.0.0.0/8, ::1).
+    metrics_token: SecretStr | None = None
     demo_on_empty: bool = True
     run_projections: bool = True
     # A JSON file of offer families (the shape of domain/data/offers.json) that extends the
@@ -39,6 +47,8 @@ class Settings(BaseSettings):
     ledger_key: Path = Path("csp-tracker-ledger.key")
     ledger_head_every: int = Field(1000, ge=1)
     ledger_head_seconds: float = Field(60.0, gt=0)
+    # Partner Center notifications changed longer ago than this are refused (replays).
+    ingest_window_hours: float = Field(24.0, gt=0)
 
     def head_policy(self) -> HeadPolicy | None:
         """How the projector signs tree heads; None when there is no key file."""
@@ -57,6 +67,10 @@ class Settings(BaseSettings):
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment for Tracker(env=...) and ReadSide(tracker, env)."""
         env = self._store_env()
+        # The library reads CSP_TRACKER_<KEY> (the Tracker's name) before <KEY>, and several of
+        # our own variables have such names (CSP_TRACKER_POSTGRES_PORT...): pin those to these
+        # settings, or a variable would win over an option (`csp-tracker --postgres-port`).
+        env.update({f"CSP_TRACKER_{key}": value for key, value in env.items()})
         if self.offer_catalogue is not None:
             env["OFFER_CATALOGUE"] = str(self.offer_catalogue)
         return env
@@ -76,4 +90,5 @@ class Settings(BaseSettings):
             "POSTGRES_USER": self.postgres_user,
             "POSTGRES_PASSWORD": self.postgres_password,
             "POSTGRES_SCHEMA": self.postgres_schema,
+            "POSTGRES_CONNECT_TIMEOUT": str(self.postgres_connect_timeout),
         }

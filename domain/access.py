@@ -104,7 +104,7 @@ class IssuedKey:
     key: ApiKey
 
 
-def issue_key(app: Application, name: str, role: str, partner_id: str | None) -> IssuedKey:
+def issue_key(app: Application[UUID], name: str, role: str, partner_id: str | None) -> IssuedKey:
     """Create a key; `partner_id` must already be registered when given."""
     name = (name or "").strip()
     if not name or len(name) > 100:
@@ -143,13 +143,13 @@ def issue_key(app: Application, name: str, role: str, partner_id: str | None) ->
     raise Conflict("registry_busy", "could not add the key; try again")
 
 
-def authenticate(app: Application, token: str) -> ApiKey | None:
+def authenticate(app: Application[UUID], token: str) -> ApiKey | None:
     """The live key for `token`, or None."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_hash(token)
     try:
-        key = app.repository.get(ApiKey.key(digest))
+        key: Aggregate = app.repository.get(ApiKey.key(digest))
     except AggregateNotFoundError:
         return None
     if not isinstance(key, ApiKey) or key.revoked:
@@ -159,12 +159,12 @@ def authenticate(app: Application, token: str) -> ApiKey | None:
     return key
 
 
-def list_keys(app: Application) -> list[ApiKey]:
+def list_keys(app: Application[UUID]) -> list[ApiKey]:
     registry = _registry(app)
     return [app.repository.get(key_id) for key_id in registry.names.values()]
 
 
-def revoke_key(app: Application, name_or_id: str) -> ApiKey:
+def revoke_key(app: Application[UUID], name_or_id: str) -> ApiKey:
     for key in list_keys(app):
         if name_or_id in (key.name, key.key_id):
             key.revoke()
@@ -173,7 +173,7 @@ def revoke_key(app: Application, name_or_id: str) -> ApiKey:
     raise NotFound("unknown_key", f"no key named {name_or_id!r}")
 
 
-def _registry(app: Application) -> KeyRegistry:
+def _registry(app: Application[UUID]) -> KeyRegistry:
     try:
         return app.repository.get(KeyRegistry.ID)
     except AggregateNotFoundError:

@@ -157,6 +157,12 @@ class Tracker(Application[UUID]):
         self.save(partner)
         return partner
 
+    def pin_certificate(self, partner_id: str, pem: str, sha256: str) -> Partner:
+        partner = self.get_partner(partner_id)
+        partner.pin_certificate(pem, sha256)
+        self.save(partner)
+        return partner
+
     def get_partner(self, partner_id: str) -> Partner:
         try:
             return self.repository.get(Partner.key(partner_id))
@@ -200,29 +206,64 @@ class Tracker(Application[UUID]):
         expected_version: int | None = None,
     ) -> Recorded:
         """Decide `command` on the migration and save what it records, in one transaction
-        with the tenant claims it takes or frees."""
-        migration = self._get_migration(migration_id)
-        migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
-        if expected_version is not None and expected_version != migration.version:
-            raise VersionConflict(
-                message=f"expected version {expected_version}, stored is {migration.version}",
-                expected=expected_version,
-                actual=migration.version,
-            )
-        guid_before = migration.state.tenant_guid
-        migration.execute(command, ctx, self.clock(), self.offers)
-        state = migration.state
+        with the tenant claims it takes or frees.
+
+        With `expected_version`, a migration stored at another version is a VersionConflict.
+        Without it the caller set no precondition: when another writer saves first, the
+        command is decided again on what that writer stored (a bounded number of times), so
+        the answer is the domain's (recorded, or a rule's refusal), not a conflict."""
+        # This process's writers of one migration load, decide and save one at a time (as
+        # _write_lock queues their inserts), so they never collide with each other: conflicts
+        # come from other processes, or from a stale expected_version.
+        stripes = self.__dict__.get("_execute_stripes") or self.__dict__.setdefault(
+            "_execute_stripes", tuple(threading.RLock() for _ in range(64))
+        )
+        retries = 10
+        collided: VersionConflict | None = None
+        decided_on = -1
         claims: list[TenantClaim] = []
-        if state.tenant_guid is not None and guid_before is None:
-            claims.append(self._claim(state.partner_id, _guid_key(state.tenant_guid), migration.id))
-        if migration.is_closed:
-            # A closed migration frees its (partner, tenant) pairs in the same transaction.
-            keys = [state.tenant_id] + ([_guid_key(state.tenant_guid)] if state.tenant_guid else [])
-            for key in keys:
-                claim = self.repository.get(TenantClaim.key(state.partner_id, key))
-                claim.release(migration.id)
-                claims.append(claim)
-        return self._save(migration, *claims)
+        with stripes[hash(migration_id) % len(stripes)]:
+            for attempt in range(1 + retries):
+                migration = self._get_migration(migration_id)
+                migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
+                if expected_version is not None and expected_version != migration.version:
+                    raise VersionConflict(
+                        message=f"expected version {expected_version}, "
+                        f"stored is {migration.version}",
+                        expected=expected_version,
+                        actual=migration.version,
+                    )
+                if collided is not None and migration.version == decided_on and not claims:
+                    # Neither the migration nor a claim moved since the last attempt: what
+                    # collided was an attached aggregate (an idempotency record a concurrent
+                    # retry stored first), and deciding again would collide again.
+                    raise collided
+                decided_on = migration.version
+                guid_before = migration.state.tenant_guid
+                migration.execute(command, ctx, self.clock(), self.offers)
+                state = migration.state
+                claims = []
+                if state.tenant_guid is not None and guid_before is None:
+                    guid = _guid_key(state.tenant_guid)
+                    claims.append(self._claim(state.partner_id, guid, migration.id))
+                if migration.is_closed:
+                    # A closed migration frees its (partner, tenant) pairs in the same
+                    # transaction.
+                    keys = [state.tenant_id]
+                    if state.tenant_guid:
+                        keys.append(_guid_key(state.tenant_guid))
+                    for key in keys:
+                        claim = self.repository.get(TenantClaim.key(state.partner_id, key))
+                        claim.release(migration.id)
+                        claims.append(claim)
+                try:
+                    # Attached aggregates (Tracker.attaching) are made afresh on every attempt.
+                    return self._save(migration, *claims)
+                except VersionConflict as conflict:
+                    if expected_version is not None or attempt == retries:
+                        raise  # the caller's precondition no longer holds, or we gave up
+                    collided = conflict
+        raise AssertionError("unreachable")
 
     def _claim(self, partner_id: str, tenant_key: str, migration_id: UUID) -> TenantClaim:
         """The claim on (partner, tenant) for `migration_id`; refused while another is open."""

@@ -80,8 +80,12 @@ def decide(
     if state.closed and not (state.closed == Stage.COMPLETED and event_class.AFTER_COMPLETION):
         raise Conflict("migration_closed", f"the migration is {state.closed}", stage=state.closed)
     at = ctx.business_time(now)
-    early = state.requested_at is not None and at < state.requested_at
-    if early and not starting and not event_class.BEFORE_REQUEST:
+    if (
+        state.requested_at is not None
+        and at < state.requested_at
+        and not starting
+        and not event_class.BEFORE_REQUEST
+    ):
         raise RuleViolated(
             "before_request",
             "this happened before the reseller relationship was requested "

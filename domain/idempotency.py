@@ -51,9 +51,9 @@ class IdempotencyRecord(Aggregate):
         )
 
 
-def find(app: Application, principal: str, idempotency_key: str) -> IdempotencyRecord | None:
+def find(app: Application[UUID], principal: str, idempotency_key: str) -> IdempotencyRecord | None:
     try:
-        record = app.repository.get(IdempotencyRecord.key(principal, idempotency_key))
+        record: Aggregate = app.repository.get(IdempotencyRecord.key(principal, idempotency_key))
     except AggregateNotFoundError:
         return None
     return record if isinstance(record, IdempotencyRecord) else None

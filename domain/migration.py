@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -30,7 +30,8 @@ TOPIC_PREFIX = "csp_tracker.migration:"
 
 def event_type(event: object) -> str:
     """The wire name of an event: the suffix of its stable topic."""
-    return type(event).TOPIC.rpartition(":")[2]  # type: ignore[attr-defined]
+    topic: str = type(event).TOPIC  # type: ignore[attr-defined]  # every event class names one
+    return topic.rpartition(":")[2]
 
 
 class Migration(Aggregate):
@@ -51,6 +52,9 @@ class Migration(Aggregate):
         occurred_at: datetime
         correlation_id: str
 
+        # Each concrete event's stable topic (declared here for type checkers only: the library
+        # looks it up with getattr, so the base class must not define it).
+        TOPIC: ClassVar[str]
         ROLES: ClassVar[frozenset[Role]] = frozenset()
         # May be recorded after completion: the billing tail (credits) and notes.
         AFTER_COMPLETION: ClassVar[bool] = False
@@ -63,7 +67,7 @@ class Migration(Aggregate):
 
         @classmethod
         def wire_name(cls) -> str:
-            return cls.TOPIC.rpartition(":")[2]  # type: ignore[attr-defined]
+            return cls.TOPIC.rpartition(":")[2]
 
         @classmethod
         def decide(
@@ -161,7 +165,9 @@ class Migration(Aggregate):
         from domain.decider import decide
 
         first, *rest = decide(MigrationState(), command, ctx, now, offers)
-        migration = cls._create(first.event_class, id=migration_id, timestamp=now, **first.values)
+        # On a new migration decide() accepts only the creation event (RelationshipRequested).
+        created = cast("type[Migration.RelationshipRequested]", first.event_class)
+        migration = cls._create(created, id=migration_id, timestamp=now, **first.values)
         for decision in rest:
             migration.trigger_event(decision.event_class, timestamp=now, **decision.values)
         migration._note_chain_head()

@@ -38,10 +38,28 @@ class Partner(Aggregate):
         def apply(self, aggregate: Partner) -> None:
             aggregate.region = self.region
 
+    class CertificatePinned(Event):
+        """The certificate Partner Center signs this partner's webhook notifications with."""
+
+        TOPIC = "csp_tracker.partner:certificate_pinned"
+        pem: str
+        sha256: str
+
+        def apply(self, aggregate: Partner) -> None:
+            aggregate.certificate_pem = self.pem
+            aggregate.certificate_sha256 = self.sha256
+
     def __init__(self, partner_id: str, name: str, region: str) -> None:
         self.partner_id = partner_id
         self.name = name
         self.region = region
+        self.certificate_pem: str | None = None
+        self.certificate_sha256: str | None = None
+
+    def pin_certificate(self, pem: str, sha256: str) -> None:
+        if sha256 == self.certificate_sha256:
+            raise Conflict("certificate_unchanged", "this certificate is already pinned")
+        self.trigger_event(self.CertificatePinned, pem=pem, sha256=sha256)
 
     @staticmethod
     def key(partner_id: str) -> UUID:

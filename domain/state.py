@@ -59,7 +59,7 @@ class Original:
     def in_scope(self) -> bool:
         return self.excluded is None
 
-    def __deepcopy__(self, memo: dict) -> Original:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Original:
         return copy.copy(self)  # every field is immutable
 
 
@@ -79,7 +79,7 @@ class Replacement:
     # be reduced only within 7 days of being added.
     seat_lots: tuple[tuple[datetime, int], ...] = ()
 
-    def __deepcopy__(self, memo: dict) -> Replacement:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Replacement:
         return copy.copy(self)  # every field is immutable
 
 
@@ -100,7 +100,7 @@ class AdminRelationship:
             and (self.removed_at is None or at < self.removed_at)
         )
 
-    def __deepcopy__(self, memo: dict) -> AdminRelationship:
+    def __deepcopy__(self, memo: dict[int, Any]) -> AdminRelationship:
         return copy.copy(self)  # every field is immutable
 
 
@@ -131,7 +131,7 @@ class MigrationState:
     notes: int = 0
     credits_granted: dict[str, Decimal] = field(default_factory=dict)  # per currency
 
-    def __deepcopy__(self, memo: dict) -> MigrationState:
+    def __deepcopy__(self, memo: dict[int, Any]) -> MigrationState:
         """The aggregate cache hands out a deep copy per command: copy only the mutable
         containers (the generic deepcopy walked every field and cost most of a command)."""
         new = copy.copy(self)
@@ -230,7 +230,7 @@ class MigrationState:
 
     # -- serialisation for read models and snapshots --------------------------------
     def to_dict(self) -> dict[str, Any]:
-        data = _encode(asdict(self))
+        data: dict[str, Any] = _encode(asdict(self))
         data["format"] = STATE_FORMAT
         return data
 

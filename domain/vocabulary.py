@@ -6,6 +6,7 @@ Events store the plain string values, so stored events never depend on these cla
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import cast
 
 
 class Channel(StrEnum):
@@ -99,7 +100,8 @@ def parse(enum: type[StrEnum], value: object, field: str) -> str:
     from domain.errors import InvalidInput
 
     try:
-        return enum(value).value
+        # Not necessarily a str: the enum's lookup refuses anything else with ValueError.
+        return enum(cast(str, value)).value
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
         raise InvalidInput(

@@ -43,17 +43,22 @@ class TreeHead:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TreeHead:
-        try:
-            return cls(
-                tree_size=int(data["tree_size"]),
-                root_hash=str(data["root_hash"]),
-                timestamp=str(data["timestamp"]),
-                key_id=str(data["key_id"]),
-                signature=str(data["signature"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a signed tree head: {exc}") from None
+    def from_dict(cls, data: Any) -> TreeHead:
+        """Exactly the documented shape: an integer size, and strings."""
+        if not isinstance(data, dict):
+            raise ValueError("not a signed tree head: not an object")
+        size = data.get("tree_size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("not a signed tree head: tree_size must be a whole number")
+        texts = ("root_hash", "timestamp", "key_id", "signature")
+        if not all(isinstance(data.get(k), str) for k in texts):
+            raise ValueError(f"not a signed tree head: {', '.join(texts)} must be strings")
+        return cls(size, data["root_hash"], data["timestamp"], data["key_id"], data["signature"])
+
+
+def state_file(key_path: str | Path) -> Path:
+    path = Path(key_path)
+    return path.with_name(path.name + ".last-head.json")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -97,12 +102,35 @@ def verify_head(head: TreeHead, public_key: Ed25519PublicKey) -> str | None:
 
 
 class Signer:
-    """Signs tree heads with a private key read from a file (never from the database)."""
+    """Signs tree heads with a private key read from a file (never from the database).
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    The signer remembers, beside its key (`<key>.last-head.json`), the last head it signed, and
+    signs a new head only for a tree that extends it (a consistency proof, checked by the
+    caller): whoever can only write to the database cannot get a rewritten history signed, even
+    after deleting the stored heads and rebuilding the ledger.
+    """
+
+    def __init__(self, private_key: Ed25519PrivateKey, state: Path | None = None) -> None:
         self._key = private_key
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
+        self.state = state
+
+    def last_head(self) -> TreeHead | None:
+        """The last head this key signed here, as its signer recorded it (None: none yet)."""
+        if self.state is None or not self.state.exists():
+            return None
+        head = TreeHead.from_dict(json.loads(self.state.read_text()))
+        if verify_head(head, self.public_key) is not None:
+            raise KeyFileError(f"{self.state} holds a head this key did not sign")
+        return head
+
+    def remember(self, head: TreeHead) -> None:
+        if self.state is None:
+            return
+        partial = self.state.with_name(self.state.name + ".tmp")
+        partial.write_text(json.dumps(head.to_dict()))
+        os.replace(partial, self.state)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Signer:
@@ -116,7 +144,7 @@ class Signer:
             raise KeyFileError(f"{path} holds no unencrypted private key in PEM") from None
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{path} is not an Ed25519 private key")
-        return cls(key)
+        return cls(key, state_file(path))
 
     @staticmethod
     def generate(path: str | Path) -> Signer:
@@ -135,7 +163,7 @@ class Signer:
             raise KeyFileError(f"cannot create {path}: {exc.strerror}") from None
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
-        return Signer(key)
+        return Signer(key, state_file(path))
 
     def sign(self, tree_size: int, root: bytes, at: datetime | None = None) -> TreeHead:
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")

@@ -26,6 +26,10 @@ from projections.heads import Signer, TreeHead
 Node = Callable[[int, int], bytes]
 
 
+class LedgerForked(Exception):
+    """The ledger does not extend the last head the signer signed: history was rewritten."""
+
+
 class RawEvent(Protocol):
     """A stored event with its position: the library's Notification."""
 
@@ -173,6 +177,20 @@ class LedgerView:
             due = elapsed.total_seconds() >= seconds
         if not due:
             return None
+        previous = signer.last_head()
+        if previous is not None:
+            if size <= previous.tree_size:
+                return None
+            proof = merkle.consistency_proof(
+                previous.tree_size, size, lambda level, i: self._node(c, level, i)
+            )
+            if not merkle.verify_consistency(
+                previous.tree_size, size, bytes.fromhex(previous.root_hash), root, proof
+            ):
+                raise LedgerForked(
+                    f"the ledger at size {size} does not extend the head this key signed last "
+                    f"(size {previous.tree_size}): the stored history was rewritten; not signing"
+                )
         head = signer.sign(size, root, now)
         c.execute(
             self.view.sql(
@@ -181,6 +199,7 @@ class LedgerView:
             ),
             (head.tree_size, head.root_hash, head.timestamp, head.key_id, head.signature),
         )
+        signer.remember(head)
         return head
 
     # -- reading ----------------------------------------------------------------------------

@@ -8,6 +8,11 @@ then built from O(log n) lookups. Everything here is pure: the caller supplies t
 
 The verifiers need nothing but hashes, so an auditor can run them without the store. They
 follow RFC 9162 sections 2.1.3.2 and 2.1.4.2 and return False, never raise, on bad input.
+
+Why not pymerkle: it keeps the tree in its own backends (in memory, or its own SQLite file),
+so its nodes could not be written in the projection's transaction with the tracking record
+(exactly-once), nor live in PostgreSQL beside the other views; what is needed here is small
+and checked against the RFC's vectors and a reference implementation (tests/unit/test_merkle.py).
 """
 
 from __future__ import annotations

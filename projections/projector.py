@@ -6,6 +6,7 @@ memory with the domain's own `event.evolve`, and written back with `executemany`
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from domain.migration import Migration, event_type
 from domain.state import MigrationState
 from projections import merkle, rows
 from projections.heads import Signer, TreeHead
-from projections.ledger import LedgerView
+from projections.ledger import LedgerForked, LedgerView
 from projections.schema import VIEWS
 from projections.views import ViewStore
 
 ALL_VIEWS = frozenset(VIEWS)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,16 @@ class HeadPolicy:
 
     def issue(
         self, ledger: LedgerView, c: Any, size: int, root: bytes, force: bool = False
+    ) -> TreeHead | None:
+        try:
+            return self._issue(ledger, c, size, root, force)
+        except LedgerForked as forked:
+            # Never sign it, but keep the views moving: `verify` names the rewrite.
+            log.error("%s", forked)
+            return None
+
+    def _issue(
+        self, ledger: LedgerView, c: Any, size: int, root: bytes, force: bool
     ) -> TreeHead | None:
         return ledger.issue(
             c,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -34,13 +35,21 @@ def export_with_proofs(
     read_side: Any, app: Any, head: TreeHead, rows: Iterable[dict]
 ) -> Iterator[str]:
     """The export's lines, `rows` (audit rows) proved against `head`."""
-    yield json.dumps({"format": FORMAT, "head": head.to_dict()}) + "\n"
+    from domain.decider import EVENTS
+
+    # Rows show events as today's code reads them: fields a newer version of an event added
+    # (by upcasting) are not in older stored bytes. The versions let a verifier tell.
+    versions = {name: getattr(cls, "class_version", 1) for name, cls in EVENTS.items()}
+    yield json.dumps({"format": FORMAT, "head": head.to_dict(), "class_versions": versions}) + "\n"
     reader = read_side.ledger
     for row in rows:
         position = row["position"]
-        [n] = app.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
+        found = app.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
+        if not found or found[0].id != position:
+            raise LookupError(f"the store holds no event at position {position}")
+        n = found[0]
         index = reader.leaf_index(position)
-        anchored = index is not None and index < head.tree_size and n.id == position
+        anchored = index is not None and index < head.tree_size
         proof = reader.inclusion(index, head.tree_size) if anchored else None
         line = {
             "row": row,
@@ -59,8 +68,10 @@ def export_with_proofs(
 
 def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
-    rows = verified = unanchored = links = 0
+    rows = verified = unanchored = links = upcast = 0
     head: TreeHead | None = None
+    versions: dict[str, int] = {}
+    last_position = 0
     previous: dict[str, tuple[int, str]] = {}  # migration -> (version, link) of its last leaf
 
     def fail(line_no: int, reason: str) -> None:
@@ -71,7 +82,7 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
             continue
         try:
             item = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             fail(line_no, "not JSON")
             continue
         if head is None:
@@ -83,6 +94,9 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
             except (ValueError, KeyError) as exc:
                 fail(line_no, str(exc))
                 break
+            raw_versions = item.get("class_versions", {})
+            if isinstance(raw_versions, dict):
+                versions = {str(k): v for k, v in raw_versions.items() if isinstance(v, int)}
             problem = verify_head(head, public_key)
             if problem is not None:
                 fail(line_no, f"the head is not genuine: {problem}")
@@ -90,12 +104,27 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
             continue
         rows += 1
         try:
-            problem = _check_row(item, head)
-        except (KeyError, TypeError, ValueError) as exc:
-            problem = f"malformed line: {exc}"
+            position = item["row"]["position"]
+            if not isinstance(position, int) or position <= last_position:
+                fail(line_no, "rows must come once each, in increasing position")
+                continue
+            last_position = position
+            problem = _check_row(item, head, versions)
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+            struct.error,
+        ) as exc:
+            problem = f"malformed line: {exc!r}"
         if problem == "unanchored":
             unanchored += 1
             continue
+        if problem == "upcast":
+            upcast += 1
+            problem = None
         if problem is not None:
             fail(line_no, problem)
             continue
@@ -118,6 +147,7 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
         "rows": rows,
         "rows_verified": verified,
         "rows_unanchored": unanchored,
+        "rows_upcast": upcast,
         "links_checked": links,
         "head": None if head is None else head.to_dict(),
         "failures": failures[:100],
@@ -128,7 +158,7 @@ def _state(leaf: dict) -> bytes:
     return base64.b64decode(leaf["state"], validate=True)
 
 
-def _check_row(item: dict, head: TreeHead) -> str | None:
+def _check_row(item: dict, head: TreeHead, versions: dict[str, int]) -> str | None:
     row, leaf, proof = item["row"], item["leaf"], item["proof"]
     if proof is None:
         return "unanchored"
@@ -154,13 +184,22 @@ def _check_row(item: dict, head: TreeHead) -> str | None:
     }
     payload = {k: v for k, v in stored.items() if k not in _NOT_PAYLOAD and not k.startswith("_")}
     payload.pop("originator_topic", None)
-    claims["payload"] = set(payload) == set(row["payload"]) and all(
-        _same(v, row["payload"][k]) for k, v in payload.items()
-    )
+    shown = row["payload"]
+    if stored.get("class_version", 1) < versions.get(row["event_type"], 1):
+        # Stored by an older version of the event: the row shows it as today's version reads
+        # it (upcast: fields added or reshaped), which only the project's upcasters can
+        # reproduce. The stored bytes, which the proof covers, are in the leaf; here only that
+        # no stored field is hidden is checked.
+        claims["payload"] = set(payload) <= set(shown)
+        claims["upcast"] = True
+    else:
+        claims["payload"] = set(payload) == set(shown) and all(
+            _same(v, shown[k]) for k, v in payload.items()
+        )
     wrong = [name for name, ok in claims.items() if not ok]
     if wrong:
         return f"the row does not say what its stored event says: {', '.join(wrong)}"
-    return None
+    return "upcast" if claims.get("upcast") else None
 
 
 def _same(stored: Any, shown: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -128,7 +128,8 @@ class Queries:
         limit: int = 100,
     ) -> tuple[list[dict], int | None]:
         """One page of audit rows in position order (`order` "asc" or "desc"); `after` is the
-        cursor returned by the previous page. recorded_from is inclusive, recorded_to exclusive."""
+        cursor returned by the previous page. recorded_from is inclusive, recorded_to exclusive;
+        a time without a zone is read as UTC."""
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
         where, params = [], []
@@ -143,12 +144,13 @@ class Queries:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        # A time without a zone is UTC (as in the API), never the machine's local time.
         if recorded_from is not None:
             where.append("recorded_at >= ?")
-            params.append(rows.iso(recorded_from))
+            params.append(rows.iso(_utc(recorded_from)))
         if recorded_to is not None:
             where.append("recorded_at < ?")
-            params.append(rows.iso(recorded_to))
+            params.append(rows.iso(_utc(recorded_to)))
         if after is not None:
             where.append("position > ?" if order == "asc" else "position < ?")
             params.append(after)
@@ -163,7 +165,8 @@ class Queries:
 
     def export(self, fmt: str, **audit_filters: Any) -> Iterator[str]:
         """Every audit row matching the filters, as CSV (header first) or JSON Lines; pages of
-        1000 by position, so memory stays flat however many rows there are."""
+        1000 by position, so memory stays flat however many rows there are. CSV cells that a
+        spreadsheet would run as formulas are quoted (`csv_cell`); JSON Lines are unchanged."""
         if fmt not in ("csv", "jsonl"):
             raise ValueError("fmt must be 'csv' or 'jsonl'")
         audit_filters.pop("limit", None)
@@ -244,6 +247,10 @@ class Queries:
         }
 
 
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def _empty_summary() -> dict:
     return {
         "migrations": 0,
@@ -295,7 +302,28 @@ def _finish(s: dict) -> dict:
     return s
 
 
+# OWASP's rule against CSV (formula) injection: a cell starting with one of these is run as a
+# formula by spreadsheets; a single quote in front makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: None as empty, text that a spreadsheet would read as a formula quoted with
+    a leading `'` (numbers are left alone: the exports hold no negative ones)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_line(values: Any) -> str:
+    cells = [csv_cell(v) for v in values]
+    # The writer quotes cells holding "\n" (the line terminator) but not a bare "\r", which
+    # spreadsheets read as a line break: its row would be split, and the text after the "\r"
+    # would start a cell of its own (a formula, maybe). Quote every cell of such a row.
+    carriage = any(isinstance(c, str) and "\r" in c for c in cells)
+    quoting = csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow("" if v is None else v for v in values)
+    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(cells)
     return buffer.getvalue()

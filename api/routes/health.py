@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.deps import metrics_access
 from api.errors import ERROR_RESPONSES, STORE_ERRORS, error_response
 from api.schemas import Health
 
@@ -22,29 +23,39 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
 def readyz(request: Request) -> Any:
-    """The store answers and no view lags more than the configured maximum."""
+    """The store answers and no view lags more than the configured maximum.
+
+    The body holds the status and each view's lag only (`{"views": {name: {"lag": n}}}`):
+    no store head, position or count, which are global figures and this route is open.
+    """
     state = request.app.state
     try:
-        head = state.tracker.recorder.max_notification_id() or 0
+        state.tracker.recorder.max_notification_id()
     except STORE_ERRORS:
         return error_response(503, "store_unavailable", "the event store is unreachable")
     if state.read_side is None:
         return error_response(503, "read_side_unavailable", "the read side is not running")
-    lag = state.read_side.lag()
-    behind = {v: x["lag"] for v, x in lag.items() if x["lag"] > state.settings.max_lag}
-    if behind:
+    views = {v: {"lag": x["lag"]} for v, x in state.read_side.lag().items()}
+    if any(x["lag"] > state.settings.max_lag for x in views.values()):
         return error_response(
             503,
             "not_ready",
             "a view lags too far behind the store",
-            {"views": lag, "max_lag": state.settings.max_lag, "head": head},
+            {"views": views, "max_lag": state.settings.max_lag},
         )
-    return JSONResponse({"status": "ready", "head": head, "views": lag})
+    return JSONResponse({"status": "ready", "views": views})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],
+    responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403]},
+)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics (global figures): with `CSP_TRACKER_METRICS_TOKEN` set, for
+    `Authorization: Bearer <that token>` only (else 401); without it, for loopback clients only
+    (127.0.0.0/8 or ::1, else 403)."""
     state = request.app.state
     state.metrics.observe_lag(state.read_side)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,20 +8,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentPrincipal, ReadSideDep, TrackerDep
-from api.errors import ERROR_RESPONSES, ApiError
+from api.errors import ApiError, errors_for
+from api.schemas import ConsistencyProof, HeadPage, InclusionProof, PublicKey, SignedHead
 from projections.heads import key_id, public_pem
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
-
-Size = Annotated[int, Query(ge=0, le=2**62)]
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
 
 def _no_head() -> ApiError:
     return ApiError(404, "no_signed_head", "no tree head has been signed yet")
 
 
-@router.get("/head")
-def head(principal: CurrentPrincipal, read_side: ReadSideDep) -> dict[str, Any]:
+@router.get(
+    "/head",
+    response_model=SignedHead,
+    summary="Get the latest signed tree head",
+    responses=errors_for(401, 404, 422, 503, e404="No tree head has been signed yet"),
+)
+def get_latest_head(principal: CurrentPrincipal, read_side: ReadSideDep) -> dict[str, Any]:
     """The latest signed tree head: save it, and verify the store against it later."""
     latest = read_side.ledger.latest_head()
     if latest is None:
@@ -29,11 +33,16 @@ def head(principal: CurrentPrincipal, read_side: ReadSideDep) -> dict[str, Any]:
     return latest.to_dict()
 
 
-@router.get("/heads")
-def heads(
+@router.get(
+    "/heads",
+    response_model=HeadPage,
+    summary="List signed tree heads",
+    responses=errors_for(401, 422, 503),
+)
+def list_heads(
     principal: CurrentPrincipal,
     read_side: ReadSideDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500, description="Heads per page (1..500)")] = 100,
     before: Annotated[
         int | None, Query(ge=1, le=2**62, description="Heads of a smaller tree size")
     ] = None,
@@ -47,8 +56,13 @@ def heads(
     }
 
 
-@router.get("/public-key")
-def public_key(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+@router.get(
+    "/public-key",
+    response_model=PublicKey,
+    summary="Get the ledger's public key",
+    responses=errors_for(401, 404, 422, 503, e404="This service has no ledger signing key"),
+)
+def get_public_key(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     """The Ed25519 public key heads are signed with (PEM), and its id."""
     policy = request.app.state.heads
     if policy is None:
@@ -57,8 +71,19 @@ def public_key(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     return {"key_id": key_id(key), "public_key_pem": public_pem(key)}
 
 
-@router.get("/proof/inclusion")
-def inclusion(
+@router.get(
+    "/proof/inclusion",
+    response_model=InclusionProof,
+    summary="Get an inclusion proof",
+    responses=errors_for(
+        401,
+        404,
+        422,
+        503,
+        e503="Store or read side unavailable, or the ledger out of step with the store",
+    ),
+)
+def get_inclusion_proof(
     principal: CurrentPrincipal,
     read_side: ReadSideDep,
     tracker: TrackerDep,
@@ -83,7 +108,13 @@ def inclusion(
             "invalid_tree_size",
             f"tree_size must be above the leaf's index {index} and at most {size}",
         )
-    [n] = tracker.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
+    found = tracker.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
+    if not found or found[0].id != position:
+        # Not the client's conflict: the ledger (a projection) and the store disagree.
+        raise ApiError(
+            503, "ledger_out_of_step", "the ledger names an event the store does not hold"
+        )
+    n = found[0]
     proof = read_side.ledger.inclusion(index, tree_size)
     return {
         "tree_size": tree_size,
@@ -100,12 +131,21 @@ def inclusion(
     }
 
 
-@router.get("/proof/consistency")
-def consistency(
+@router.get(
+    "/proof/consistency",
+    response_model=ConsistencyProof,
+    summary="Get a consistency proof",
+    responses=errors_for(401, 422, 503),
+)
+def get_consistency_proof(
     principal: CurrentPrincipal,
     read_side: ReadSideDep,
-    first: Size,
-    second: Size,
+    first: Annotated[
+        int, Query(ge=0, le=2**62, description="The older tree's size (a signed head's)")
+    ],
+    second: Annotated[
+        int, Query(ge=0, le=2**62, description="The newer tree's size, at least `first`")
+    ],
 ) -> dict[str, Any]:
     """The proof that the tree of `second` leaves extends the tree of `first` leaves."""
     size = read_side.ledger.size()

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
@@ -23,7 +23,8 @@ from api.deps import (
     TrackerDep,
     own_migration,
 )
-from api.errors import ERROR_RESPONSES, ApiError
+from api.errors import ApiError, errors_for
+from api.routes.audit import PARTNER_RULE, Limit, one_of, partner_scope, plausible_date
 from api.schemas import (
     AuditPage,
     EventBody,
@@ -40,8 +41,14 @@ from domain.context import Context
 from domain.decider import START
 from domain.errors import DomainError
 from domain.migration import Migration
+from domain.vocabulary import Risk, Stage
 
-router = APIRouter(prefix="/v1/migrations", tags=["migrations"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/migrations", tags=["migrations"])
+
+MigrationId = Annotated[UUID, Path(description="The migration's id (`id` of POST /v1/migrations)")]
+Order = Annotated[
+    Literal["asc", "desc"], Query(description="By position: oldest first (asc) or newest first")
+]
 
 IfMatch = Annotated[
     str | None,
@@ -125,7 +132,13 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@router.post("", status_code=201, response_model=Recorded)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Recorded,
+    summary="Request a relationship (open a migration)",
+    responses=errors_for(400, 401, 403, 404, 409, 413, 422, 503),
+)
 def request_relationship(
     body: RelationshipRequest,
     tracker: TrackerDep,
@@ -151,9 +164,15 @@ def request_relationship(
     return response
 
 
-@router.post("/{migration_id}/events", status_code=201, response_model=Recorded)
+@router.post(
+    "/{migration_id}/events",
+    status_code=201,
+    response_model=Recorded,
+    summary="Record an event",
+    responses=errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
+)
 def record_event(
-    migration_id: UUID,
+    migration_id: MigrationId,
     event: Annotated[EventBody, Body()],
     tracker: TrackerDep,
     principal: CurrentPrincipal,
@@ -178,28 +197,49 @@ def record_event(
     )
 
 
-@router.get("", response_model=MigrationPage)
+@router.get(
+    "",
+    response_model=MigrationPage,
+    summary="List migrations",
+    responses=errors_for(401, 403, 422, 503),
+)
 def list_migrations(
     principal: CurrentPrincipal,
     queries: QueriesDep,
-    stage: Annotated[str | None, Query(max_length=40)] = None,
-    risk: Annotated[str | None, Query(max_length=60, description="A risk flag name")] = None,
-    tenant_id: Annotated[str | None, Query(max_length=200)] = None,
-    term_end_before: date | None = None,
+    stage: Annotated[
+        Stage | None, Query(description="The migration's stage"), one_of(Stage, "stage")
+    ] = None,
+    risk: Annotated[
+        Risk | None,
+        Query(description="A risk flag the migration has now (at read time)"),
+        one_of(Risk, "risk"),
+    ] = None,
+    tenant_id: Annotated[
+        str | None, Query(max_length=200, description="The tenant's domain, exactly")
+    ] = None,
+    term_end_before: Annotated[
+        date | None,
+        Query(
+            description="A calendar date (YYYY-MM-DD, no time, so no time zone; year 1990..2200):"
+            " open migrations whose nearest term end of an unreplaced, active original is before it"
+        ),
+        AfterValidator(plausible_date),
+    ] = None,
     q: Annotated[str | None, Query(max_length=200, description="Customer name contains")] = None,
-    partner_id: Annotated[str | None, Query(max_length=100, description="Auditors")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    partner_id: Annotated[str | None, Query(max_length=100, description=PARTNER_RULE)] = None,
+    limit: Limit = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="next_cursor of the previous page")
+    ] = None,
 ) -> dict[str, Any]:
     """Migrations from the current-state view (it may lag writes by a moment)."""
-    if principal.partner_id is not None:
-        partner_id = principal.partner_id
+    partner_id = partner_scope(principal, partner_id)
     try:
         items, next_cursor = queries.list_migrations(
             now=queries.app.clock(),
             partner_id=partner_id,
-            stage=stage,
-            risk=risk,
+            stage=None if stage is None else stage.value,
+            risk=None if risk is None else risk.value,
             tenant_id=tenant_id,
             term_end_before=term_end_before,
             text=q,
@@ -211,9 +251,14 @@ def list_migrations(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{migration_id}", response_model=MigrationState)
+@router.get(
+    "/{migration_id}",
+    response_model=MigrationState,
+    summary="Get a migration (now or as of a time)",
+    responses=errors_for(401, 404, 422, 503),
+)
 def get_migration(
-    migration_id: UUID,
+    migration_id: MigrationId,
     tracker: TrackerDep,
     principal: CurrentPrincipal,
     as_of: Annotated[
@@ -242,15 +287,20 @@ def get_migration(
     return JSONResponse(body, headers={"ETag": str(body["version"])})
 
 
-@router.get("/{migration_id}/history", response_model=AuditPage)
-def history(
-    migration_id: UUID,
+@router.get(
+    "/{migration_id}/history",
+    response_model=AuditPage,
+    summary="Get a migration's history",
+    responses=errors_for(401, 404, 422, 503),
+)
+def get_migration_history(
+    migration_id: MigrationId,
     tracker: TrackerDep,
     principal: CurrentPrincipal,
     queries: QueriesDep,
     cursor: AuditCursor = None,
-    order: Literal["asc", "desc"] = "asc",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    order: Order = "asc",
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     """The migration's audit rows (from the audit view)."""
     own_migration(tracker, migration_id, principal)

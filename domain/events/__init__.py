@@ -30,6 +30,7 @@ from domain.events.requests import (
     AdminAccessRemoved,
     InvitationAccepted,
     RelationshipRequested,
+    TenantIdentified,
 )
 
 ALL = (
@@ -38,6 +39,7 @@ ALL = (
     OriginalCorrected,
     OriginalExcluded,
     InvitationAccepted,
+    TenantIdentified,
     AdminAccessGranted,
     AdminAccessRemoved,
     OriginalAutoRenewDisabled,
@@ -62,4 +64,29 @@ for _cls in ALL:
     if _cls is not RelationshipRequested:  # nested in Migration: registered by the library
         register_topic(_cls.TOPIC, _cls)
 
-__all__ = [cls.__name__ for cls in ALL] + ["ALL"]
+# Spelled out so type checkers see the re-exports: the names of `ALL`, in its order.
+__all__ = [
+    "RelationshipRequested",
+    "OriginalSubscriptionRecorded",
+    "OriginalCorrected",
+    "OriginalExcluded",
+    "InvitationAccepted",
+    "TenantIdentified",
+    "AdminAccessGranted",
+    "AdminAccessRemoved",
+    "OriginalAutoRenewDisabled",
+    "OriginalSubscriptionRenewed",
+    "OfferRetired",
+    "SubscriptionProvisioned",
+    "LicensesReassigned",
+    "LicensesChanged",
+    "LicenseReductionAccepted",
+    "OriginalSubscriptionExpired",
+    "OriginalSubscriptionCancelled",
+    "CreditRequested",
+    "CreditResolved",
+    "MigrationAbandoned",
+    "NoteAdded",
+    "MigrationCompleted",
+    "ALL",
+]

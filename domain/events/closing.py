@@ -13,7 +13,7 @@ from domain.errors import Conflict, InvalidInput, RuleViolated
 from domain.migration import TOPIC_PREFIX, Migration
 from domain.offers import Catalogue
 from domain.state import MigrationState
-from domain.vocabulary import CreditOutcome, Party, PurchasedVia, Stage
+from domain.vocabulary import CreditOutcome, Party, PurchasedVia, Role, Stage
 
 
 class CreditRequested(Migration.Event):
@@ -23,7 +23,7 @@ class CreditRequested(Migration.Event):
     MAY_COMPLETE = False
 
     TOPIC = TOPIC_PREFIX + "credit_requested"
-    ROLES = roles.BILLING | {roles.Role.CUSTOMER}
+    ROLES = roles.BILLING | {Role.CUSTOMER}
     AFTER_COMPLETION = True
     subscription_id: str
     requested_by: str

@@ -28,7 +28,7 @@ class InvitationAccepted(Migration.Event):
     """Step 2: the customer's Global admin accepts the reseller relationship."""
 
     TOPIC = TOPIC_PREFIX + "invitation_accepted"
-    ROLES = roles.CUSTOMER_OBSERVED
+    ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY  # system: Partner Center's webhook
     # Version 2: the Entra tenant id, when it becomes known at acceptance.
     class_version = 2
     accepted_by: str
@@ -67,7 +67,7 @@ class AdminAccessGranted(Migration.Event):
     MAY_COMPLETE = False
 
     TOPIC = TOPIC_PREFIX + "admin_access_granted"
-    ROLES = roles.PARTNER
+    ROLES = roles.PARTNER | roles.SYSTEM_ONLY
     # Version 2: relationships are named (several GDAP relationships may be live at once).
     class_version = 2
     kind: str
@@ -129,7 +129,7 @@ class AdminAccessRemoved(Migration.Event):
     MAY_COMPLETE = False
 
     TOPIC = TOPIC_PREFIX + "admin_access_removed"
-    ROLES = roles.CUSTOMER_OBSERVED
+    ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY
     class_version = 2
     relationship_id: str | None
 
@@ -158,3 +158,35 @@ class AdminAccessRemoved(Migration.Event):
         for r in state.admin_access.values():
             if self.relationship_id in (None, r.relationship_id) and r.removed_at is None:
                 r.removed_at = self.occurred_at
+
+
+class TenantIdentified(Migration.Event):
+    """The customer's Microsoft Entra tenant id became known (e.g. an operator matched a
+    Partner Center notification to this migration): from then on it identifies the tenant."""
+
+    TOPIC = TOPIC_PREFIX + "tenant_identified"
+    ROLES = roles.ADMIN_ONLY | roles.SYSTEM_ONLY
+    MAY_COMPLETE = False
+    tenant_guid: str
+
+    @classmethod
+    def decide(
+        cls, state: MigrationState, c: Mapping[str, Any], at: datetime, offers: Catalogue
+    ) -> dict[str, Any]:
+        guid = f.tenant_guid(c)
+        if guid is None:
+            raise InvalidInput(
+                "missing_tenant_guid", "tenant_guid is required", field="tenant_guid"
+            )
+        if state.tenant_guid == guid:
+            raise Conflict("tenant_already_identified", "this tenant id is already recorded")
+        if state.tenant_guid is not None:
+            raise RuleViolated(
+                "tenant_guid_mismatch",
+                "the migration names another Entra tenant id",
+                tenant_guid=state.tenant_guid,
+            )
+        return {"tenant_guid": guid}
+
+    def evolve(self, state: MigrationState) -> None:
+        state.tenant_guid = self.tenant_guid

@@ -133,4 +133,4 @@ class TestDemoAndTheAuditTrail:
         rows = [json.loads(line) for line in out.splitlines()]
         assert rows
         assert {r["partner_id"] for r in rows} == {"adatum"}
-        assert f"exported {len(rows)} lines" in err
+        assert f"exported {len(rows)} rows" in err

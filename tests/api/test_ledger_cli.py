@@ -106,3 +106,22 @@ class TestOperatorPaths:
         assert code == 1 and result["ok"] is False
         assert result["first_bad_position"] is not None
         assert result["reason"]
+
+
+class TestAFreshlyDemoedUnprojectedStore:
+    def test_verify_checks_every_event_and_says_what_it_could_not(self, cli, store_env):  # noqa: F811
+        from api.demo import load_demo
+        from domain.application import Tracker
+
+        tracker = Tracker(env=store_env)
+        try:
+            load_demo(tracker)  # through the commands only: no projection, no head
+            stored = tracker.recorder.max_notification_id()
+        finally:
+            tracker.close()
+        code, out, _ = cli("verify")
+        result = json.loads(out)
+        assert result["events_in_store"] == result["events_verified"] == stored > 200
+        assert result["views"]["status"] == "not_projected"
+        assert code == 1 and result["ok"] is False  # nothing anchors it yet, and it says so
+        assert [f["check"] for f in result["failures"]] == ["signed_head"]

@@ -37,8 +37,14 @@ class TestListingMigrations:
         assert ids == {stocked.ids["contoso"], stocked.ids["litware"]}
 
     def test_a_partner_cannot_widen_with_partner_id(self, stocked):
+        # Changed by the hardening issue: 403 instead of silently its own rows.
         response = stocked.get("admin_a", "/v1/migrations", params={"partner_id": "northwind"})
-        assert stocked.ids["other"] not in {m["id"] for m in response.json()["items"]}
+        assert response.status_code == 403
+        assert response.json()["error"] == "partner_scope"
+        summary = stocked.get(
+            "admin_a", "/v1/dashboard/summary", params={"partner_id": "northwind"}
+        )
+        assert summary.status_code == 403
 
     def test_an_auditor_sees_all_partners(self, stocked):
         assert len(stocked.get("auditor", "/v1/migrations").json()["items"]) == 3
@@ -175,7 +181,11 @@ class TestHealth:
         assert set(response.json()["views"]) == {"migrations", "audit", "summary", "ledger"}
 
     def test_metrics_count_requests_events_and_lag(self, stocked):
-        text = stocked.client.get("/metrics").text
+        from fastapi.testclient import TestClient
+
+        # /metrics answers loopback clients only (no token set): speak from 127.0.0.1.
+        local = TestClient(stocked.client.app, client=("127.0.0.1", 50000))
+        text = local.get("/metrics").text
         assert 'csp_events_appended_total{type="migration_completed"} 1.0' in text
         assert 'route="/v1/migrations/{migration_id}/events",status="201"' in text
         assert "csp_http_request_duration_seconds_bucket" in text

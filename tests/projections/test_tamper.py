@@ -279,9 +279,9 @@ class TestAgainstASavedHead:
         assert result["ok"] is True, result["failures"]
         assert result["against"]["tree_size"] == stocked["head"].tree_size
 
-    def test_everything_rewritten_and_re_signed_is_still_caught(self, app, ledger, key, stocked):
-        """The insider test: rewrite an event and every link after it, rebuild every view and
-        the ledger, and even re-sign (with the stolen key). Only the saved head catches it."""
+    def _rewrite(self, ledger, stocked) -> None:
+        """Rewrite an event, re-link every event after it, rebuild every view and the ledger,
+        and delete the stored heads: a consistent forged history."""
         raw, b = stocked["raw"], stocked["b"]
         state = raw.state(b, 2)
         state["licenses"] = 5
@@ -290,7 +290,24 @@ class TestAgainstASavedHead:
         ledger.rebuild()
         with ledger.view.write() as c:
             c.execute(ledger.view.sql("DELETE FROM {ledger_heads}"))
-        ledger.issue_head(force=True)
+
+    def test_a_rewritten_history_is_never_signed(self, app, ledger, key, stocked):
+        self._rewrite(ledger, stocked)
+        assert ledger.issue_head(force=True) is None  # the signer refuses: it forked
+        assert failed(verify(app, ledger, key), "signed_head")
+        last = Signer.from_file(key).last_head()  # the signer's own record, beside its key
+        assert last is not None and last.root_hash == stocked["head"].root_hash
+        result = verify(app, ledger, key, against=last)
+        assert "a stored event was changed" in failed(result, "against")["reason"]
+
+    def test_with_the_key_and_its_record_stolen_the_saved_head_still_catches_it(
+        self, app, ledger, key, stocked
+    ):
+        """The insider test: even re-signing with the stolen key (and its record of the last
+        head removed) leaves a history that only an auditor's saved head tells apart."""
+        self._rewrite(ledger, stocked)
+        Path(str(key) + ".last-head.json").unlink()
+        assert ledger.issue_head(force=True) is not None
         assert verify(app, ledger, key)["ok"] is True  # consistent in itself
         result = verify(app, ledger, key, against=stocked["head"])
         assert "a stored event was changed" in failed(result, "against")["reason"]
@@ -318,3 +335,78 @@ def _rechain(raw: RawStore, mid: Any, from_version: int) -> None:
         current["_prev"] = link(mid, before, topic_of[before], bytes(state))
         raw.set_state(mid, version, current)
         version += 1
+
+
+class TestAnAuditorsReview:
+    """Tampering a review by an auditor found undetected, each now named by verify."""
+
+    def test_an_event_stored_under_another_spelling_of_its_id(self, app, ledger, key, stocked):
+        raw = stocked["raw"]
+        if not raw.sqlite:
+            pytest.skip("PostgreSQL stores ids as uuid: there is one spelling")
+        raw.run(
+            f"UPDATE {raw.events} SET originator_id = upper(originator_id) "
+            "WHERE originator_id = ? AND originator_version = 3",
+            (stocked["b"].hex,),
+        )
+        assert "id column" in failed(verify(app, ledger, key), "stored_id")["reason"]
+
+    def test_a_forged_snapshot_of_another_aggregate(self, app, ledger, key, stocked):
+        from domain.access import issue_key, list_keys
+
+        issue_key(app, "k", "sales_agent", "fabrikam")
+        [k] = [k for k in list_keys(app) if k.name == "k"]
+        app.take_snapshot(k.id)
+        raw = stocked["raw"]
+        [(version,)] = raw.run(
+            f"SELECT originator_version FROM {raw.snapshots} WHERE originator_id = ?",
+            (raw._id(k.id),),
+        )
+        snapshot = raw.state(k.id, version, raw.snapshots)
+        snapshot["state"]["role"] = "auditor"
+        raw.set_state(k.id, version, snapshot, raw.snapshots)
+        assert "differs from a replay" in failed(verify(app, ledger, key), "snapshot")["reason"]
+
+    def test_a_migration_snapshot_with_a_back_dated_time(self, app, ledger, key, stocked):
+        raw, a = stocked["raw"], stocked["a"]
+        snapshot = raw.state(a, 100, raw.snapshots)
+        snapshot["state"]["_modified_on"]["_data_"] = "2026-10-01T00:00:00+00:00"
+        raw.set_state(a, 100, snapshot, raw.snapshots)
+        failed(verify(app, ledger, key), "snapshot")
+
+    def test_links_stripped_from_events_written_after_links_began(self, app, ledger, key, stocked):
+        raw, b = stocked["raw"], stocked["b"]
+        for version in (3, 4):
+            state = raw.state(b, version)
+            del state["_prev"]
+            raw.set_state(b, version, state)
+        assert (
+            "written after links began" in failed(verify(app, ledger, key), "stream_link")["reason"]
+        )
+
+    def test_a_stored_event_that_is_no_object_is_named_not_a_crash(self, app, ledger, key, stocked):
+        stocked["raw"].run(
+            f"UPDATE {stocked['raw'].events} SET state = ? WHERE originator_id = ? "
+            "AND originator_version = 3",
+            (b"[1]", stocked["raw"]._id(stocked["b"])),
+        )
+        failed(verify(app, ledger, key), "stored_event")
+
+    def test_a_reset_tracking_position_does_not_hide_an_edited_view(
+        self, app, ledger, key, stocked
+    ):
+        with ledger.view.write() as c:
+            c.execute(
+                ledger.view.sql("UPDATE {audit} SET principal = 'mallory' WHERE position = 5")
+            )
+            c.execute(ledger.view.sql("UPDATE {tracking} SET notification_id = 0"))
+        result = verify(app, ledger, key)
+        failed(result, "audit_view")
+        failed(result, "views_lag")
+
+    def test_an_edited_current_state_row(self, app, ledger, key, stocked):
+        with ledger.view.write() as c:
+            c.execute(
+                ledger.view.sql("UPDATE {migrations} SET state = replace(state, '40', '2500')")
+            )
+        failed(verify(app, ledger, key), "migrations_view")

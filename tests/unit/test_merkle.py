@@ -34,7 +34,8 @@ from projections.merkle import (
 )
 
 # The repo's parent holds shared/ (in CI too, beside the clone), whatever the repo is called.
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "data" / "rfc6962-vectors.json"
+# The published vectors, copied from shared/data into the repository so a clone is complete.
+VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "rfc6962-vectors.json"
 
 REF_LEAVES = [b""] + [f"leaf {i}".encode() for i in range(1, 70)]
 

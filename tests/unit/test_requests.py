@@ -342,3 +342,25 @@ class TestBusinessTimeBounds:
             subscription_id="orig-1",
             requested_by="partner",
         ).then(fact("credit_requested", requested_by="partner"))
+
+
+class TestTenantIdentified:
+    def test_records_the_tenant_id_once_known(self):
+        outcome = given(requested()).when("tenant_identified", tenant_guid=GUID.upper())
+        outcome.then(fact("tenant_identified", tenant_guid=GUID))
+        assert outcome.state.tenant_guid == GUID
+
+    def test_refuses_another_tenant_id(self):
+        given(requested(tenant_guid=GUID)).when(
+            "tenant_identified", tenant_guid=GUID.replace("0f", "1f")
+        ).then_refused("tenant_guid_mismatch")
+
+    def test_refuses_the_same_tenant_id_again(self):
+        given(requested(tenant_guid=GUID)).when("tenant_identified", tenant_guid=GUID).then_refused(
+            "tenant_already_identified"
+        )
+
+    def test_only_the_account_admin_or_the_system(self):
+        given(requested()).when("tenant_identified", by=SALES, tenant_guid=GUID).then_refused(
+            "role_not_permitted"
+        )
