@@ -17,13 +17,15 @@ install: $(BIN)/.installed
 serve: install
 	$(BIN)/csp-tracker serve
 
-## Install into .venv, lint, and run the whole suite on SQLite and PostgreSQL.
+## Install into .venv, lint (ruff, ruff format, mypy), and run the whole suite on SQLite and
+## PostgreSQL.
 test: install lint
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check domain tests/unit tests/integration
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Benchmarks (default sizes, a few minutes); figures go to bench/results/*.json.
 bench: install

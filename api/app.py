@@ -14,6 +14,7 @@ from api.body import BodyGuard
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
 from api.routes import audit, dashboard, health, ingest, ledger, migrations
+from api.schemas import NO_NUL
 from api.settings import Settings
 from domain.application import Tracker
 from projections import ReadSide
@@ -62,6 +63,17 @@ def create_app(
         # so generated clients read well; they are unique (tests/api/test_openapi.py).
         generate_unique_id_function=lambda route: route.name,
     )
+    # Parameters as the server reads them (_tidy_parameters).
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = app.openapi_schema
+        if schema is None:  # the first call: FastAPI builds the schema and keeps it
+            schema = original_openapi()
+            _tidy_parameters(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.keys = KeyCache()
@@ -73,3 +85,31 @@ def create_app(
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app
+
+
+def _tidy_parameters(schema: dict[str, Any]) -> None:
+    """Parameters as the server reads them.
+
+    - An optional parameter is `T | None` in Python, which FastAPI writes as
+      `anyOf: [T, {"type": "null"}]`; but a query string or header cannot say null, only be left
+      out. The null branch is dropped, so that the schema (and generated clients) say just `T`.
+    - Every query parameter is refused with a NUL in it (`reject_nul`): a string one without a
+      pattern of its own gets `NO_NUL` as its pattern."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                param_schema = parameter.get("schema", {})
+                branches = param_schema.get("anyOf")
+                kept = [b for b in branches or [] if b != {"type": "null"}]
+                if branches and len(kept) < len(branches):
+                    del param_schema["anyOf"]
+                    if len(kept) == 1:
+                        param_schema.update(kept[0])
+                    else:
+                        param_schema["anyOf"] = kept
+                if (
+                    parameter.get("in") == "query"
+                    and param_schema.get("type") == "string"
+                    and not {"pattern", "enum", "const", "format"} & set(param_schema)
+                ):
+                    param_schema["pattern"] = NO_NUL

@@ -16,7 +16,8 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn, cast, get_args
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError
@@ -202,6 +203,10 @@ def _read_side(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _progress(label: str) -> Any:
+    """A progress callback `(done, total)`: Rich's bar on a terminal, a plain one in logs."""
+    if sys.stderr.isatty():
+        return _RichProgress(label)
+
     def show(done: int, total: int) -> None:
         width = 30
         filled = width if not total else int(width * min(done, total) / total)
@@ -210,6 +215,33 @@ def _progress(label: str) -> Any:
         sys.stderr.flush()
 
     return show
+
+
+class _RichProgress:
+    """Rich's progress bar, started at the first report and stopped at the last."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task: Any = None
+        self._label = label
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=total or None)
+        self._progress.update(self._task, completed=done, total=total or None)
+        if total and done >= total:
+            self._progress.stop()
 
 
 def _print_demo(tracker: Tracker, tokens: dict[str, str]) -> None:
@@ -241,6 +273,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def on_start(tracker: Tracker) -> None:
         if settings.demo_on_empty and store_is_empty(tracker):
             _print_demo(tracker, load_demo(tracker))
+        elif settings.demo_on_empty:
+            print(
+                "The store holds data: no demo loaded, no keys printed "
+                "(make one with `csp-tracker keys create`).",
+                flush=True,
+            )
         print(f"OpenAPI docs: {url}/docs", flush=True)
 
     app = create_app(settings, on_start=on_start)
@@ -307,10 +345,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     # the rows are proved against. (Lines would over-count: a CSV cell may hold newlines.)
     rows, next_report = 0, 1000
     with _read_side(args) as read_side:
+        # The rows to come, for the progress bar: what the audit view holds for these filters.
+        total = read_side.queries.count_audit(**filters)
+        progress = _progress("export")
         if args.with_proofs:
             if args.format != "jsonl":
                 raise ledger_cli.CliError("invalid_format", "--with-proofs needs --format jsonl")
-            chunks, _ = ledger_cli.export_proved(read_side, read_side.tracker, filters)
+            against = ledger_cli.saved_head(args.against) if args.against else None
+            chunks, _ = ledger_cli.export_proved(read_side, read_side.tracker, filters, against)
         else:
             chunks = read_side.queries.export(args.format, **filters)
         first_is_a_row = args.format == "jsonl" and not args.with_proofs
@@ -318,10 +360,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             sys.stdout.write(chunk)
             rows += 1 if i or first_is_a_row else 0
             if rows >= next_report:
-                sys.stderr.write(f"\rexported {rows} rows")
+                progress(rows, max(total, rows))
                 next_report += 1000
+        progress(rows, rows)
     sys.stdout.flush()
-    sys.stderr.write(f"\rexported {rows} rows\n")
+    sys.stderr.write(f"exported {rows} rows\n")
     return 0
 
 
@@ -362,15 +405,27 @@ def cmd_partners(args: argparse.Namespace) -> int:
             partner = tracker.register_partner(args.id, args.name, args.region)
             print(f"registered {partner.partner_id} ({partner.name}, {partner.region})")
         elif args.partners_command == "pin-certificate":
-            from api.webhook import read_certificate
+            from api.webhook import new_secret, read_certificate
 
             try:
                 pem_bytes = open(args.pem, "rb").read()  # noqa: SIM115
             except OSError as exc:
                 raise ledger_cli.CliError("invalid_file", f"{args.pem}: {exc.strerror}") from None
             pem, sha256 = read_certificate(pem_bytes)
-            partner = tracker.pin_certificate(args.id, pem, sha256)
+            current = tracker.get_partner(args.id)
+            secret, secret_sha256 = new_secret()
+            fresh = args.new_secret or current.webhook_secret_sha256 is None
+            partner = tracker.pin_certificate(
+                args.id, pem, sha256, secret_sha256 if fresh else None
+            )
             print(f"pinned certificate sha256 {sha256} for {partner.partner_id}")
+            if fresh:
+                # Shown once: only its hash is stored. Register this URL in Partner Center.
+                print(
+                    f"webhook path: /v1/ingest/partner-center/{partner.partner_id}?secret={secret}"
+                )
+            else:
+                print("webhook path unchanged (its secret was set before; --new-secret rotates it)")
         elif args.partners_command == "set-region":
             partner = tracker.correct_partner_region(args.id, args.region)
             print(f"{partner.partner_id} is now in {partner.region}")
@@ -379,7 +434,7 @@ def cmd_partners(args: argparse.Namespace) -> int:
             print(f"{'ID':16} {'REGION':16} NAME")
             listed = 0
             for n in tracker.recorder.select_notifications(1, 1_000_000, topics=[topic]):
-                partner = tracker.repository.get(n.originator_id)
+                partner = tracker.repository.get(cast(UUID, n.originator_id))
                 print(f"{partner.partner_id:16} {partner.region:16} {partner.name}")
                 listed += 1
             if not listed:
@@ -412,7 +467,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("store (default: CSP_TRACKER_* environment variables)")
     for flag, field, kind, text in _SETTING_OPTIONS:
         if field == "store":  # the choices, as the metavar
@@ -450,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
-    batch_size = {
+    batch_size: dict[str, Any] = {
         "type": _positive,
         "default": 1000,
         "metavar": "N",
@@ -505,10 +560,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="jsonl only: each row with its stored event and inclusion proof, and a signed head "
         "(default: off)",
     )
+    export.add_argument(
+        "--against",
+        default=None,
+        help="with --with-proofs: a head you saved; the export carries the proof that its "
+        "head extends it (default: none)",
+    )
     export.set_defaults(run=cmd_export)
 
-    keys = sub.add_parser("keys", help="API keys")
-    keys = keys.add_subparsers(dest="keys_command", required=True)
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", parents=[common], help="create a key; prints the token")
     create.add_argument("--name", required=True, help="a unique name for the key (required)")
     create.add_argument(
@@ -552,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pin.add_argument("--id", required=True, help="the partner's id (required)")
     pin.add_argument("--pem", required=True, help="the certificate, PEM (required)")
+    pin.add_argument(
+        "--new-secret",
+        action="store_true",
+        help="also make a new webhook secret (default: only when the partner has none yet)",
+    )
     partners.add_parser("list", parents=[common], help="list partners")
     sub.choices["partners"].set_defaults(run=cmd_partners)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from domain.access import issue_key
 from domain.application import Tracker
@@ -219,7 +220,7 @@ def overview(tracker: Tracker) -> list[str]:
     for n in tracker.recorder.select_notifications(
         None, 10_000, topics=["csp_tracker.migration:relationship_requested"]
     ):
-        m = tracker.get(n.originator_id)
+        m = tracker.get(cast(UUID, n.originator_id))  # this tracker's ids are UUIDs
         flags = ", ".join(risks(m.state, now)) or "-"
         lines.append(
             f"  {m.state.partner_id:10} {m.state.customer_name:30} {m.state.stage:13} {flags}"

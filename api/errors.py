@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -33,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from domain.errors import (
     Conflict,
@@ -113,7 +115,11 @@ def errors_for(*statuses: int, **descriptions: str) -> dict[int | str, dict[str,
 
 
 def error_response(
-    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": code, "message": message, "details": details or {}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -146,6 +152,19 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the schema documents for the request's path."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in item if method in _METHODS}
+    return sorted(methods)
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 def register(app: FastAPI) -> None:
@@ -185,7 +204,12 @@ def register(app: FastAPI) -> None:
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         names = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
         code = names.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            # FastAPI names the methods of the first route of the path only; a path served by
+            # several routes (GET and POST /v1/migrations) allows all of theirs.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     for exc_class in STORE_ERRORS:
 

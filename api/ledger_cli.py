@@ -26,7 +26,7 @@ def _key(path: Path) -> Any:
         raise CliError("invalid_public_key", str(exc)) from None
 
 
-def _saved_head(path: str) -> TreeHead:
+def saved_head(path: str) -> TreeHead:
     try:
         return TreeHead.from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError) as exc:
@@ -65,7 +65,7 @@ def cmd_head(args: argparse.Namespace, settings: Any, read_side: Any) -> int:
 def cmd_verify(args: argparse.Namespace, settings: Any, read_side: Any, progress: Any) -> int:
     key_path = Path(args.public_key) if args.public_key else settings.ledger_key
     public_key = _key(key_path) if (args.public_key or key_path.exists()) else None
-    against = _saved_head(args.against) if args.against else None
+    against = saved_head(args.against) if args.against else None
     if against is None and not args.public_key and key_path.exists():
         # The signer's own record of the last head it signed: deleting the stored heads and
         # rebuilding the ledger cannot hide a rewrite from it.
@@ -79,9 +79,10 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
     from projections.proofs import verify_export
 
     public_key = _key(Path(args.public_key))
+    against = saved_head(args.against) if args.against else None
     try:
         with open(args.file, encoding="utf-8") as f:
-            result = verify_export(f, public_key)
+            result = verify_export(f, public_key, against)
     except OSError as exc:
         raise CliError("invalid_file", f"{args.file}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -90,7 +91,9 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
     return 0 if result["ok"] else 1
 
 
-def export_proved(read_side: Any, tracker: Any, filters: dict[str, Any]) -> tuple[Any, Any]:
+def export_proved(
+    read_side: Any, tracker: Any, filters: dict[str, Any], against: TreeHead | None = None
+) -> tuple[Any, Any]:
     """(lines, head): the audit rows matching `filters`, each with its proof, against a head
     signed now (or the latest, when this process has no key) that covers the views."""
     from projections.proofs import export_with_proofs
@@ -103,7 +106,7 @@ def export_proved(read_side: Any, tracker: Any, filters: dict[str, Any]) -> tupl
     if head is None:
         raise CliError("no_signed_head", "no tree head to prove the rows against")
     rows = (row for page in _pages(read_side, filters) for row in page)
-    return export_with_proofs(read_side, tracker, head, rows), head
+    return export_with_proofs(read_side, tracker, head, rows, against), head
 
 
 def _pages(read_side: Any, filters: dict[str, Any]) -> Any:
@@ -145,6 +148,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     offline.add_argument("file", help="an export made with `export --format jsonl --with-proofs`")
     offline.add_argument(
         "--public-key", required=True, help="the ledger's public key, PEM (required)"
+    )
+    offline.add_argument(
+        "--against",
+        default=None,
+        help="a head you saved: the export's head must be it, or extend it by the proof the "
+        "export carries (export with --against) (default: none)",
     )
 
 

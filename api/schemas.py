@@ -9,10 +9,13 @@ arrive as strings, and only as strings (a Unix number for a time is refused too)
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -24,11 +27,46 @@ from pydantic import (
     Field,
     Strict,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-# Business times far from today are typos, and would overflow date arithmetic in the rules.
+from domain.errors import InvalidInput
+
+# -- wire formats: each pattern below is exactly what the server accepts ---------------------
+# Business times far from today are typos, and would overflow date arithmetic in the rules: a
+# date's or time's year, as written, lies between 1990 and 2200. The patterns say so, and say
+# which calendar dates exist, so that every value the schema allows is accepted.
 _MIN_YEAR, _MAX_YEAR = 1990, 2200
+_YEAR = r"(199[0-9]|20[0-9]{2}|21[0-9]{2}|2200)"
+_LEAP_YEAR = r"(199[26]|20([02468][048]|[13579][26])|21(0[48]|[2468][048]|[13579][26]))"
+_MONTH_DAY = (
+    r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+    r"|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+_DATE = rf"({_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)"
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+_FRACTION = r"(\.[0-9]{1,6})?"
+_ZONE = r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+DATE_PATTERN = rf"^{_DATE}$"
+"""`YYYY-MM-DD`, a date that exists, year 1990..2200."""
+TIME_PATTERN = rf"^{_DATE}T{_CLOCK}:[0-5][0-9]{_FRACTION}{_ZONE}$"
+"""RFC 3339 with a zone (`Z` or `±HH:MM`), at most 6 decimals, year 1990..2200 as written."""
+QUERY_TIME_PATTERN = rf"^{_DATE}(T{_CLOCK}(:[0-5][0-9]{_FRACTION})?{_ZONE}?)?$"
+"""A date, or a date and a time with or without seconds and a zone (none: UTC)."""
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL: strings with one are refused at the door."""
+# The characters Python's str.strip() removes: a text must hold something else too.
+_BLANK = r"\s\x1c-\x1f\x85\ufeff"
+TEXT_PATTERN = rf"^[^\x00]*[^\x00{_BLANK}][^\x00]*$"
+"""Not blank (not only white space), and no NUL."""
+HEADER_TEXT_PATTERN = rf"^.*[^{_BLANK}].*$"
+"""A header that is not blank (its surrounding white space is not part of it)."""
+TENANT_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+"""A domain name (compared in lower case)."""
 
 
 def _plausible(value: date | datetime) -> date | datetime:
@@ -44,11 +82,20 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    # The domain strips texts: one of only white space would be empty. (A byte order mark
+    # counts as white space here, as in the schema's pattern, whose `\s` includes it.)
+    if all(c.isspace() or c == "\ufeff" for c in value):
+        raise ValueError("must not be blank")
+    return value
+
+
 def _json_string(
     error: str, what: str, example: str, pattern: str | None = None
 ) -> BeforeValidator:
     """Let only a JSON string through to a lax (string-parsing) type: pydantic's lax mode
-    would also read a number as a time (Unix seconds), a date or a decimal."""
+    would also read a number as a time (Unix seconds), a date or a decimal. With `pattern`,
+    only strings of that shape (pydantic alone would accept more shapes)."""
     shape = None if pattern is None else re.compile(pattern)
 
     def check(value: Any) -> Any:
@@ -63,54 +110,160 @@ def _json_string(
     return BeforeValidator(check)
 
 
-_DECIMAL = r"[0-9]{1,11}(\.[0-9]{1,4})?"
+# Above zero, at most 11 digits before the point (no leading zero) and 4 after it.
+_DECIMAL = (
+    r"([1-9][0-9]{0,10}(\.[0-9]{1,4})?"
+    r"|0\.([1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))"
+)
 
 When = Annotated[
     AwareDatetime,
     Strict(False),
-    _json_string("time_string", "an ISO-8601 time with a zone", '"2026-11-02T09:00:00Z"'),
+    _json_string(
+        "time_string",
+        "an ISO-8601 time with seconds and a zone, year 1990..2200",
+        '"2026-11-02T09:00:00Z"',
+        TIME_PATTERN,
+    ),
     AfterValidator(_plausible),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": TIME_PATTERN},
+    ),
 ]
 Day = Annotated[
     date,
     Strict(False),
     _json_string(
-        "date_string", "a date (YYYY-MM-DD)", '"2027-01-31"', r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+        "date_string", "a date (YYYY-MM-DD), year 1990..2200", '"2027-01-31"', DATE_PATTERN
     ),
     AfterValidator(_plausible),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
 ]
 Guid = Annotated[UUID, Strict(False)]  # a UUID string: lax mode parses it, refuses numbers
 Amount = Annotated[
     Decimal,
     Field(gt=0, max_digits=15, decimal_places=4),
     Strict(False),
-    _json_string("decimal_string", "a decimal number", '"120.00"', _DECIMAL),
+    _json_string("decimal_string", "a decimal number above 0", '"120.00"', _DECIMAL),
     WithJsonSchema({"type": "string", "pattern": f"^{_DECIMAL}$", "examples": ["120.00"]}),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_no_nul)]
-Licenses = Annotated[int, Field(ge=1, le=1_000_000)]
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_no_nul),
+    AfterValidator(_not_blank),
+]
+LongText = Annotated[
+    str,
+    Field(min_length=1, max_length=4000, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_no_nul),
+    AfterValidator(_not_blank),
+]
+
+
+def _whole(value: Any) -> Any:
+    """JSON has one number type: `25.0` is the integer 25 (as JSON Schema's `integer` says), so
+    it is read as 25; `25.5`, `true` and `"25"` stay refused (strict mode)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Licenses = Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_whole)]
+
+
+def _region_table() -> tuple[list[str], list[str]]:
+    # The table domain/regions.py reads: region names, then ISO 3166 country codes.
+    data = json.loads(resources.files("domain").joinpath("data/regions.json").read_text("utf-8"))
+    return list(data["regions"]), sorted(data["countries"])
+
+
+_REGIONS, _COUNTRIES = _region_table()
+if TYPE_CHECKING:
+    RegionName = str
+else:
+    # A CSP region or an ISO 3166 country code, exactly as listed (the schema's enum `Region`).
+    RegionName = StrEnum("Region", {value: value for value in [*_REGIONS, *_COUNTRIES]})
+
+
+def _known_region(field: str) -> BeforeValidator:
+    """Refuse a value outside the enum as the domain does (422 `invalid_<field>`); the domain
+    would also read other spellings (`Europe`, `se`), which the schema does not list."""
+    allowed = {*_REGIONS, *_COUNTRIES}
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value in allowed:
+            return value
+        echo = str(value) if len(str(value)) <= 60 else str(value)[:60] + "…"
+        raise InvalidInput(
+            f"invalid_{field}",
+            f"{field} must be a CSP region ({', '.join(_REGIONS)}) or an ISO 3166 country "
+            "code in capitals (e.g. SE)",
+            field=field,
+            value=echo,
+        )
+
+    return BeforeValidator(check)
+
+
+def _require_type(schema: dict[str, Any]) -> None:
+    """An event body's `type` picks its model: the server needs it, so the schema lists it as
+    required (its default, the model's own literal, lets generated clients fill it in)."""
+    if "type" in schema.get("properties", {}):
+        required = schema.setdefault("required", [])
+        if "type" not in required:
+            required.insert(0, "type")
+
+
+def _present(*names: str) -> dict[str, Any]:
+    """JSON Schema: each of `names` is given, and not null."""
+    return {
+        "required": list(names),
+        "properties": {name: {"not": {"type": "null"}} for name in names},
+    }
+
+
+def _schema_with(**extra: Any) -> Any:
+    """A model's json_schema_extra: `type` required, and `extra` (a rule across fields that
+    the model's validator enforces) added."""
+
+    def update(schema: dict[str, Any]) -> None:
+        _require_type(schema)
+        schema.update(extra)
+
+    return update
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_require_type)
     occurred_at: When | None = Field(None, description="Business time; defaults to now")
 
 
 Region = Annotated[
-    str,
+    RegionName,
+    Strict(False),
+    _known_region("customer_region"),
     Field(
-        min_length=2,
-        max_length=40,
         description="A CSP region (europe, north_america, latin_america, asia_pacific, "
-        "middle_east_africa, china) or an ISO 3166 country code such as SE",
+        "middle_east_africa, china) or an ISO 3166 country code in capitals such as SE",
     ),
 ]
-SubscriptionIds = Annotated[list[Text], Field(min_length=1, max_length=100)]
+SubscriptionIds = Annotated[
+    list[Text],
+    Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}),
+]
 
 
 class RelationshipRequest(_Body):
-    tenant_id: Annotated[Text, Field(description="The tenant's domain, e.g. contoso.com")]
+    tenant_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200,
+            pattern=TENANT_PATTERN,
+            description="The tenant's domain, e.g. contoso.com (stored in lower case)",
+        ),
+    ]
     tenant_guid: Guid | None = Field(
         None, description="The Microsoft Entra tenant id (Partner Center's customer id)"
     )
@@ -168,19 +321,51 @@ class CreditRequested(_OnSubscription):
 
 
 class CreditResolved(_OnSubscription):
+    model_config = ConfigDict(
+        json_schema_extra=_schema_with(
+            **{
+                "if": {"properties": {"outcome": {"const": "granted"}}, "required": ["outcome"]},
+                "then": _present("amount", "currency"),
+            }
+        )
+    )
     type: Literal["credit_resolved"] = "credit_resolved"
     outcome: Literal["granted", "denied"]
     amount: Amount | None = Field(
         None, description='Decimal string, e.g. "120.00"; required when granted'
     )
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = Field(
+        None, description="ISO 4217 code, e.g. EUR; required when granted"
+    )
+
+    @model_validator(mode="after")
+    def _granted_needs_an_amount(self) -> CreditResolved:
+        if self.outcome == "granted" and (self.amount is None or self.currency is None):
+            raise ValueError("a granted credit needs amount and currency")
+        return self
 
 
 class AdminAccessGranted(_Body):
+    model_config = ConfigDict(
+        json_schema_extra=_schema_with(
+            **{
+                "if": {"properties": {"kind": {"const": "gdap"}}, "required": ["kind"]},
+                "then": _present("expires_at"),
+            }
+        )
+    )
     type: Literal["admin_access_granted"] = "admin_access_granted"
     kind: Literal["dap", "gdap"]
-    expires_at: When | None = None
+    expires_at: When | None = Field(
+        None, description="When the access ends; required for GDAP (at most 730 days)"
+    )
     relationship_id: Text | None = Field(None, description="Partner Center's relationship id")
+
+    @model_validator(mode="after")
+    def _gdap_needs_an_end(self) -> AdminAccessGranted:
+        if self.kind == "gdap" and self.expires_at is None:
+            raise ValueError("GDAP access needs expires_at")
+        return self
 
 
 class AdminAccessRemoved(_Body):
@@ -193,13 +378,31 @@ class OriginalSubscriptionRenewed(_OnSubscription):
     term_end: Day
 
 
+_CORRECTABLE = ("licenses", "term_end", "offer_id", "offer_name")
+
+
 class OriginalCorrected(_OnSubscription):
+    """Names at least one of licenses, term_end, offer_id, offer_name."""
+
+    # Not (each of them absent or null). Said with `not` rather than `anyOf`, which
+    # generated clients would read as four alternative models.
+    model_config = ConfigDict(
+        json_schema_extra=_schema_with(
+            **{"not": {"properties": {name: {"type": "null"} for name in _CORRECTABLE}}}
+        )
+    )
     type: Literal["original_corrected"] = "original_corrected"
     reason: LongText
     licenses: Licenses | None = None
     term_end: Day | None = None
     offer_id: Text | None = None
     offer_name: Text | None = None
+
+    @model_validator(mode="after")
+    def _corrects_something(self) -> OriginalCorrected:
+        if all(getattr(self, name) is None for name in _CORRECTABLE):
+            raise ValueError(f"name at least one of {', '.join(_CORRECTABLE)}")
+        return self
 
 
 class OriginalExcluded(_OnSubscription):

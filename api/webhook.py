@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
+import secrets
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +28,11 @@ def read_certificate(pem: bytes) -> tuple[str, str]:
         raise InvalidInput("invalid_certificate", "not an X.509 certificate in PEM") from None
     if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
         raise InvalidInput("invalid_certificate", "Partner Center signs with RSA keys")
+    if certificate.not_valid_after_utc < datetime.now(UTC):
+        raise InvalidInput(
+            "certificate_expired",
+            f"the certificate expired on {certificate.not_valid_after_utc.date().isoformat()}",
+        )
     der = certificate.public_bytes(Encoding.DER)
     return certificate.public_bytes(Encoding.PEM).decode(), hashes_sha256(der)
 
@@ -37,6 +45,21 @@ def hashes_sha256(data: bytes) -> str:
 
 def _refuse(code: str, message: str) -> ApiError:
     return ApiError(401, code, message)
+
+
+def new_secret() -> tuple[str, str]:
+    """A webhook URL secret and its SHA-256 (only the hash is stored)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, hashes_sha256(secret.encode())
+
+
+def check_secret(expected_sha256: str | None, given: str) -> None:
+    """Refuse (401) unless `given` is the partner's webhook secret. Unknown partners, partners
+    without a certificate or secret, and a wrong secret all look the same to the caller."""
+    if expected_sha256 is None or not hmac.compare_digest(
+        expected_sha256, hashes_sha256(given.encode())
+    ):
+        raise _refuse("not_registered", "no webhook is registered at this address")
 
 
 def verify_signature(pem: str | None, body: bytes, authorization: str, algorithm: str) -> None:

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from typing import cast
+from uuid import UUID
 
 from bench.common import median, rate, save_results, store, table
 from bench.generate import generate
 from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
+from domain.migration import Migration
 
 CTX = Context("bench@fabrikam", "account_admin")
 
 
-def open_migrations(tracker: Tracker, count: int, partner_id: str = "fabrikam") -> list:
+def open_migrations(tracker: Tracker, count: int, partner_id: str = "fabrikam") -> list[UUID]:
     """Ids of `count` open migrations of one partner (the generator leaves some open)."""
     generate(tracker, count * 40)
     ids = [
-        n.originator_id
+        cast(UUID, n.originator_id)  # the recorder converts ids back to the tracker's UUIDs
         for n in tracker.recorder.select_notifications(
             start=None, limit=10**7, topics=["csp_tracker.migration:relationship_requested"]
         )
@@ -39,7 +42,7 @@ def raw_save_rate(tracker: Tracker, ids: list, n: int) -> float:
     """app.save of one aggregate with one new event per call (decisions made beforehand)."""
     batch = []
     for mid in itertools.islice(itertools.cycle(ids), n):
-        m = tracker.repository.get(mid)
+        m: Migration = tracker.repository.get(mid)
         m.execute(Command.of("note_added", text="raw"), CTX, tracker.clock(), tracker.offers)
         batch.append(m)
         if len(batch) == len(ids):

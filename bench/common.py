@@ -13,14 +13,24 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
 
 from api.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
-PG = {
+
+
+class _PGParams(TypedDict):
+    host: str
+    port: str
+    dbname: str
+    user: str
+    password: str
+
+
+PG: _PGParams = {
     "host": os.environ.get("BENCH_POSTGRES_HOST", "127.0.0.1"),
     "port": os.environ.get("BENCH_POSTGRES_PORT", "5432"),
     "dbname": os.environ.get("BENCH_POSTGRES_DBNAME", "test"),

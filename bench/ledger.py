@@ -48,7 +48,8 @@ def command_rate(tracker: Tracker, ids: list[UUID], n: int) -> float:
 
 
 def links_cost(kind: str, events: int, runs: int) -> dict[str, Any]:
-    linked, plain = [], []
+    linked: list[float] = []
+    plain: list[float] = []
     with store(kind) as env:
         setup = Tracker(env=env)
         ids = open_migrations(setup, max(50, events // 10))
@@ -71,6 +72,7 @@ def ledger_cost(kind: str, size: int, tmp_key: str) -> dict[str, Any]:
         tracker = Tracker(env=env)
         generate(tracker, size)
         events = tracker.recorder.max_notification_id()
+        assert events is not None  # generate() stored some
         read = read_log_rate(tracker)
         side = ReadSide(tracker, env, heads=HeadPolicy(Signer.from_file(tmp_key)))
         try:

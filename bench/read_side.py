@@ -167,6 +167,7 @@ def one_size(kind: str, size: int) -> dict[str, Any]:
         tracker = Tracker(env=env)
         generate(tracker, size)
         head = tracker.recorder.max_notification_id()
+        assert head is not None  # generate() stored some
         read_side = ReadSide(tracker, env)
         result: dict[str, Any] = {"size": size, "notifications": head}
         result["read_log"] = read_log_rate(tracker)

@@ -7,6 +7,7 @@ Usage: python -m bench.time_travel [--store sqlite|postgres|both] [--events 1000
 from __future__ import annotations
 
 import argparse
+import functools
 
 from bench.common import latencies, median, percentile, save_results, store, table
 from bench.generate import long_migration
@@ -35,9 +36,9 @@ def measure(kind: str, events: int) -> dict:
         no_cache = {**env, "AGGREGATE_CACHE_MAXSIZE": ""}
         for label, cls in (("snapshots", Tracker), ("no snapshots", WithoutSnapshots)):
             app = cls(env=no_cache)
-            row = {"load now": latencies(lambda a=app: a.get(m.id), REPEAT)}
+            row = {"load now": latencies(functools.partial(app.get, m.id), REPEAT)}
             for cut, at in cuts.items():
-                row[cut] = latencies(lambda a=app, t=at: a.get(m.id, as_of=t), REPEAT)
+                row[cut] = latencies(functools.partial(app.get, m.id, as_of=at), REPEAT)
             out[label] = {
                 k: {"p50_ms": percentile(v, 50) * 1000, "p95_ms": percentile(v, 95) * 1000}
                 for k, v in row.items()

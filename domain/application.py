@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -110,7 +111,7 @@ class Tracker(Application[UUID]):
         self.offers: Catalogue = Catalogue.from_file(extra) if extra else shipped()
         # Called with the new recordings after each save: the in-process projector uses it
         # to wake up at once instead of waiting for its next poll.
-        self.on_saved: list[Callable[[list[Recording]], None]] = []
+        self.on_saved: list[Callable[[list[Recording[UUID]]], None]] = []
         # The store takes one writer at a time anyway (SQLite's file lock, PostgreSQL's
         # table lock): queueing this process's writers here is fairer and much cheaper than
         # letting them retry the database lock with back-off sleeps.
@@ -122,7 +123,7 @@ class Tracker(Application[UUID]):
             transcoder=self.construct_transcoder(), mapper_class=ChainingMapper
         )
 
-    def _record(self, processing_event: ProcessingEvent) -> list[Recording]:
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         with self._write_lock, saving() as links:
             recordings = super()._record(processing_event)
         # The saved migrations now end at the links their last events were stored with.
@@ -131,7 +132,7 @@ class Tracker(Application[UUID]):
                 aggregate._chain_head = links[aggregate_id]
         return recordings
 
-    def _notify(self, recordings: list[Recording]) -> None:
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self.on_saved:
             listener(recordings)
 
@@ -157,9 +158,17 @@ class Tracker(Application[UUID]):
         self.save(partner)
         return partner
 
-    def pin_certificate(self, partner_id: str, pem: str, sha256: str) -> Partner:
+    def pin_certificate(
+        self, partner_id: str, pem: str, sha256: str, secret_sha256: str | None = None
+    ) -> Partner:
+        """Pin the partner's webhook certificate (and set its webhook secret, when given)."""
         partner = self.get_partner(partner_id)
-        partner.pin_certificate(pem, sha256)
+        if sha256 != partner.certificate_sha256:
+            partner.pin_certificate(pem, sha256)
+        if secret_sha256 is not None:
+            partner.set_webhook_secret(secret_sha256)
+        if not partner.pending_events:
+            raise Conflict("certificate_unchanged", "this certificate is already pinned")
         self.save(partner)
         return partner
 
@@ -192,7 +201,7 @@ class Tracker(Application[UUID]):
             # the open migration that holds it.
             for claim in claims:
                 try:
-                    stored = self.repository.get(claim.id)
+                    stored: TenantClaim = self.repository.get(claim.id)
                 except AggregateNotFoundError:
                     continue  # this one was not taken: the other claim collided
                 stored.take(migration.id)
@@ -253,7 +262,9 @@ class Tracker(Application[UUID]):
                     if state.tenant_guid:
                         keys.append(_guid_key(state.tenant_guid))
                     for key in keys:
-                        claim = self.repository.get(TenantClaim.key(state.partner_id, key))
+                        claim: TenantClaim = self.repository.get(
+                            TenantClaim.key(state.partner_id, key)
+                        )
                         claim.release(migration.id)
                         claims.append(claim)
                 try:
@@ -269,7 +280,7 @@ class Tracker(Application[UUID]):
         """The claim on (partner, tenant) for `migration_id`; refused while another is open."""
         claim_id = TenantClaim.key(partner_id, tenant_key)
         try:
-            claim = self.repository.get(claim_id)
+            claim: TenantClaim = self.repository.get(claim_id)
         except AggregateNotFoundError:
             return TenantClaim.open(partner_id, tenant_key, migration_id)
         claim.take(migration_id)
@@ -340,13 +351,18 @@ class Tracker(Application[UUID]):
             _attach.reset(token)
 
     # -- plumbing ------------------------------------------------------------------------
-    def _snapshot_at(self, migration_id: UUID, as_of: datetime) -> tuple[Any, int | None]:
+    def _snapshot_at(
+        self, migration_id: UUID, as_of: datetime
+    ) -> tuple[Migration | None, int | None]:
         """The newest snapshot whose last event was recorded at or before `as_of`."""
         if self.snapshots is not None:
             try:
-                for snapshot in self.snapshots.get(migration_id, desc=True):
+                # The store types its events by protocol; these are the library's snapshots of
+                # this migration.
+                snapshots = cast("Iterator[Snapshot]", self.snapshots.get(migration_id, desc=True))
+                for snapshot in snapshots:
                     if snapshot.state["_modified_on"] <= as_of:
-                        return snapshot.mutate(None), snapshot.originator_version
+                        return cast(Migration, snapshot.mutate(None)), snapshot.originator_version
             except MapperDeserialisationError as error:
                 if not isinstance(error.__cause__, StaleState):
                     raise
@@ -382,8 +398,12 @@ class Tracker(Application[UUID]):
         if not pending:
             return False
         first, last = pending[0], pending[-1]
-        stored = self.events.get(
-            first.originator_id, gt=first.originator_version - 1, lte=last.originator_version
+        # The store types its events by protocol: these are the migration's own events.
+        stored = cast(
+            "Iterator[Migration.Event]",
+            self.events.get(
+                first.originator_id, gt=first.originator_version - 1, lte=last.originator_version
+            ),
         )
         return [(type(e), e.timestamp, e.correlation_id) for e in stored] == [
             (type(e), e.timestamp, e.correlation_id) for e in pending
@@ -393,7 +413,8 @@ class Tracker(Application[UUID]):
         make = _attach.get()
         if make is not None:
             others = (*others, *make(migration))
-        pending = list(migration.pending_events)
+        # The library types them by its base class: a migration triggers only its own events.
+        pending = cast("list[Migration.Event]", list(migration.pending_events))
         try:
             recordings = self.save(migration, *others)
         except IntegrityError:
@@ -403,7 +424,9 @@ class Tracker(Application[UUID]):
                 message="another writer changed this migration first; reload and retry"
             ) from None
         events = [
-            r.domain_event for r in recordings if r.domain_event.originator_id == migration.id
+            cast(Migration.Event, r.domain_event)  # the migration's own (typed by protocol)
+            for r in recordings
+            if r.domain_event.originator_id == migration.id
         ]
         return Recorded(migration, events)
 

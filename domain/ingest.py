@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -34,9 +34,18 @@ _RELATIONSHIP = re.compile(
 )
 
 
+# A signed body that is not a notification is kept too, keyed by its hash.
+UNREADABLE = "(unreadable body)"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Refusals that mean the fact is already recorded (e.g. `-activated` after `-approved`).
+ALREADY_RECORDED = frozenset({"relationship_exists", "already_accepted"})
+
+
 class Status(StrEnum):
     APPLIED = "applied"
-    DUPLICATE = "duplicate"  # answered for a retry; never stored as a record of its own
+    # A retry is answered `duplicate` and not stored again; a new notification of a fact
+    # the migration already holds is stored `duplicate`, with the domain's code.
+    DUPLICATE = "duplicate"
     UNMATCHED = "unmatched"
     REJECTED = "rejected"
     NEEDS_RECONCILIATION = "needs_reconciliation"
@@ -58,7 +67,12 @@ REMOVED = {
 
 def customer_guid(resource_uri: str) -> str | None:
     match = _CUSTOMER.search(resource_uri)
-    return None if match is None else str(UUID(match.group(1)))
+    if match is None:
+        return None
+    try:
+        return str(UUID(match.group(1)))
+    except ValueError:  # 36 characters of hex digits and dashes, but not a GUID
+        return None
 
 
 def relationship_id(resource_uri: str) -> str | None:
@@ -169,7 +183,9 @@ class IngestedNotification(Aggregate):
 
     @staticmethod
     def key(partner_id: str, event_name: str, resource_uri: str, changed: datetime) -> UUID:
-        return uuid5(_NS, f"{partner_id}\n{event_name}\n{resource_uri}\n{changed.isoformat()}")
+        """One notification, however its retry spells the name's case or the time's offset."""
+        instant = changed.astimezone(UTC).isoformat()
+        return uuid5(_NS, f"{partner_id}\n{event_name.lower()}\n{resource_uri}\n{instant}")
 
     @classmethod
     def log(

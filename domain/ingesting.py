@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from domain.application import Tracker
@@ -22,7 +23,10 @@ from domain.commands import Command
 from domain.context import Context
 from domain.errors import Conflict, DomainError, NotFound, VersionConflict
 from domain.ingest import (
+    ALREADY_RECORDED,
+    EPOCH,
     PRINCIPAL,
+    UNREADABLE,
     IngestedNotification,
     Received,
     Status,
@@ -79,6 +83,12 @@ class Ingestor:
         migration.ensure_visible_to(ctx)
         if migration.state.partner_id != record.partner_id:
             raise NotFound("migration_not_found", f"no migration {migration_id}")
+        if migration.state.tenant_guid not in (None, tenant_guid):
+            raise Conflict(
+                "tenant_guid_mismatch",
+                "the migration names another Entra tenant id than the notification's customer",
+                tenant_guid=migration.state.tenant_guid,
+            )
         if migration.state.tenant_guid is None:
             self.tracker.execute(
                 migration_id, ctx, Command.of("tenant_identified", tenant_guid=tenant_guid)
@@ -105,8 +115,25 @@ class Ingestor:
             if isinstance(refusal, VersionConflict):
                 raise
             record.match(ctx.principal, migration_id, Status.REJECTED, None, refusal.code)
-            self.tracker.save(record)
+            try:
+                self.tracker.save(record)
+            except IntegrityError:  # a concurrent match saved first
+                raise Conflict("not_unmatched", "this notification was matched meanwhile") from None
         return record
+
+    def receive_unreadable(
+        self, partner_id: str, body_sha256: str
+    ) -> tuple[IngestedNotification, bool]:
+        """Keep a signed body that is not a notification (nothing is dropped): logged
+        `rejected`, keyed by its hash so a retry of it is a duplicate."""
+        received = Received(UNREADABLE, f"sha256:{body_sha256}", "", "", EPOCH)
+        record = IngestedNotification.log(
+            partner_id, received, body_sha256, Status.REJECTED, refusal="invalid_notification"
+        )
+        first = self._find(record.id)
+        if first is not None:
+            return first, False
+        return self._save_alone(record)
 
     def get(self, notification_id: UUID, partner_id: str | None = None) -> IngestedNotification:
         found = self._find(notification_id)
@@ -132,7 +159,9 @@ class Ingestor:
             if not page:
                 return
             for n in page:
-                record = self.tracker.repository.get(n.originator_id)
+                # A UUID: the recorder converts ids back to the tracker's id type.
+                record_id = cast(UUID, n.originator_id)
+                record: IngestedNotification = self.tracker.repository.get(record_id)
                 if partner_id is not None and record.partner_id != partner_id:
                     continue
                 if status is not None and record.status != status:
@@ -148,7 +177,7 @@ class Ingestor:
     # -- plumbing ----------------------------------------------------------------------------
     def _find(self, notification_id: UUID) -> IngestedNotification | None:
         try:
-            found = self.tracker.repository.get(notification_id)
+            found: Aggregate = self.tracker.repository.get(notification_id)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, IngestedNotification) else None
@@ -157,7 +186,9 @@ class Ingestor:
         if guid is None:
             return None
         try:
-            claim = self.tracker.repository.get(TenantClaim.key(partner_id, f"guid:{guid}"))
+            claim: TenantClaim = self.tracker.repository.get(
+                TenantClaim.key(partner_id, f"guid:{guid}")
+            )
         except AggregateNotFoundError:
             return None
         return claim.migration_id
@@ -207,23 +238,24 @@ class Ingestor:
                 return first, False
             raise
         except DomainError as refusal:
+            already = refusal.code in ALREADY_RECORDED
             record = IngestedNotification.log(
                 partner_id,
                 received,
                 body_sha256,
-                Status.REJECTED,
+                Status.DUPLICATE if already else Status.REJECTED,
                 migration_id=migration_id,
                 refusal=refusal.code,
             )
             return self._save_alone(record)
-        record = self._find(
+        logged = self._find(
             IngestedNotification.key(
                 partner_id, received.event_name, received.resource_uri, received.resource_change_utc
             )
         )
-        if record is None:  # the save above stored it in the same transaction
+        if logged is None:  # the save above stored it in the same transaction
             raise NotFound("notification_not_found", "the applied notification was not logged")
-        return record, True
+        return logged, True
 
     @staticmethod
     def _matched(record: IngestedNotification, ctx: Context, migration: Any) -> list[Any]:

@@ -49,12 +49,26 @@ class Partner(Aggregate):
             aggregate.certificate_pem = self.pem
             aggregate.certificate_sha256 = self.sha256
 
+    class WebhookSecretSet(Event):
+        """The SHA-256 of the secret in this partner's webhook URL (the secret is never
+        stored): a notification signed for one partner cannot be replayed to another."""
+
+        TOPIC = "csp_tracker.partner:webhook_secret_set"
+        sha256: str
+
+        def apply(self, aggregate: Partner) -> None:
+            aggregate.webhook_secret_sha256 = self.sha256
+
     def __init__(self, partner_id: str, name: str, region: str) -> None:
         self.partner_id = partner_id
         self.name = name
         self.region = region
         self.certificate_pem: str | None = None
         self.certificate_sha256: str | None = None
+        self.webhook_secret_sha256: str | None = None
+
+    def set_webhook_secret(self, sha256: str) -> None:
+        self.trigger_event(self.WebhookSecretSet, sha256=sha256)
 
     def pin_certificate(self, pem: str, sha256: str) -> None:
         if sha256 == self.certificate_sha256:

@@ -32,15 +32,24 @@ _NOT_PAYLOAD = {"timestamp", "principal", "role", "occurred_at", "correlation_id
 
 
 def export_with_proofs(
-    read_side: Any, app: Any, head: TreeHead, rows: Iterable[dict]
+    read_side: Any,
+    app: Any,
+    head: TreeHead,
+    rows: Iterable[dict],
+    against: TreeHead | None = None,
 ) -> Iterator[str]:
-    """The export's lines, `rows` (audit rows) proved against `head`."""
+    """The export's lines, `rows` (audit rows) proved against `head`; with `against` (a head
+    the auditor saved), the proof that `head`'s tree extends it."""
     from domain.decider import EVENTS
 
     # Rows show events as today's code reads them: fields a newer version of an event added
     # (by upcasting) are not in older stored bytes. The versions let a verifier tell.
     versions = {name: getattr(cls, "class_version", 1) for name, cls in EVENTS.items()}
-    yield json.dumps({"format": FORMAT, "head": head.to_dict(), "class_versions": versions}) + "\n"
+    header: dict[str, Any] = {"format": FORMAT, "head": head.to_dict(), "class_versions": versions}
+    if against is not None and 0 < against.tree_size < head.tree_size:
+        proof = read_side.ledger.consistency(against.tree_size, head.tree_size)
+        header["consistency"] = {"first": against.tree_size, "proof": [h.hex() for h in proof]}
+    yield json.dumps(header) + "\n"
     reader = read_side.ledger
     for row in rows:
         position = row["position"]
@@ -66,7 +75,11 @@ def export_with_proofs(
         yield json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[str, Any]:
+def verify_export(
+    lines: Iterable[str], public_key: Ed25519PublicKey, against: TreeHead | None = None
+) -> dict[str, Any]:
+    """Check an export with nothing but the public key (and, optionally, a head saved before:
+    the export's head must be it, or extend it by the consistency proof in the header)."""
     failures: list[dict[str, Any]] = []
     rows = verified = unanchored = links = upcast = 0
     head: TreeHead | None = None
@@ -83,6 +96,9 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
         try:
             item = json.loads(text)
         except (ValueError, RecursionError):
+            if head is None:
+                fail(line_no, f"not a {FORMAT} file (its first line is not JSON)")
+                break
             fail(line_no, "not JSON")
             continue
         if head is None:
@@ -101,6 +117,11 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
             if problem is not None:
                 fail(line_no, f"the head is not genuine: {problem}")
                 break
+            if against is not None:
+                problem = _extends(against, head, item.get("consistency"), public_key)
+                if problem is not None:
+                    fail(line_no, problem)
+                    break
             continue
         rows += 1
         try:
@@ -152,6 +173,33 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> dict[st
         "head": None if head is None else head.to_dict(),
         "failures": failures[:100],
     }
+
+
+def _extends(
+    saved: TreeHead, head: TreeHead, consistency: Any, key: Ed25519PublicKey
+) -> str | None:
+    """None if the export's `head` is the `saved` head or extends it, else why not."""
+    problem = verify_head(saved, key)
+    if problem is not None:
+        return f"your saved head is not genuine: {problem}"
+    if saved.tree_size == head.tree_size:
+        return None if saved.root_hash == head.root_hash else "a different tree at your head's size"
+    if saved.tree_size > head.tree_size:
+        return "the export's head is older than yours: export again"
+    if not isinstance(consistency, dict) or consistency.get("first") != saved.tree_size:
+        return "the export carries no consistency proof from your head (export with --against)"
+    try:
+        proof = [bytes.fromhex(h) for h in consistency["proof"]]
+        good = merkle.verify_consistency(
+            saved.tree_size,
+            head.tree_size,
+            bytes.fromhex(saved.root_hash),
+            bytes.fromhex(head.root_hash),
+            proof,
+        )
+    except (KeyError, TypeError, ValueError):
+        good = False
+    return None if good else "the export's tree does not extend your saved head"
 
 
 def _state(leaf: dict) -> bytes:

@@ -67,7 +67,8 @@ class Queries:
         cursor: str | None = None,
     ) -> tuple[list[dict], str | None]:
         """One page, in id order; the cursor is the last id of the page (None: no more)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if partner_id is not None:
             where.append("partner_id = ?")
             params.append(partner_id)
@@ -132,7 +133,43 @@ class Queries:
         a time without a zone is read as UTC."""
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
-        where, params = [], []
+        where, params = self._audit_where(
+            partner_id=partner_id,
+            tenant_id=tenant_id,
+            migration_id=migration_id,
+            principal=principal,
+            role=role,
+            event_type=event_type,
+            recorded_from=recorded_from,
+            recorded_to=recorded_to,
+        )
+        if after is not None:
+            where.append("position > ?" if order == "asc" else "position < ?")
+            params.append(after)
+        sql = "SELECT * FROM {audit}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY position {order.upper()} LIMIT ?"
+        params.append(limit)
+        found = [rows.audit_dict(r) for r in self.view.fetch(sql, params)]
+        next_cursor = found[-1]["position"] if len(found) == limit and found else None
+        return found, next_cursor
+
+    def _audit_where(
+        self,
+        *,
+        partner_id: str | None = None,
+        tenant_id: str | None = None,
+        migration_id: str | None = None,
+        principal: str | None = None,
+        role: str | None = None,
+        event_type: str | None = None,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+    ) -> tuple[list[str], list[object]]:
+        """The audit filters as SQL conditions and their parameters."""
+        where: list[str] = []
+        params: list[object] = []
         for column, value in (
             ("partner_id", partner_id),
             ("tenant_id", None if tenant_id is None else tenant_id.lower()),
@@ -151,17 +188,15 @@ class Queries:
         if recorded_to is not None:
             where.append("recorded_at < ?")
             params.append(rows.iso(_utc(recorded_to)))
-        if after is not None:
-            where.append("position > ?" if order == "asc" else "position < ?")
-            params.append(after)
-        sql = "SELECT * FROM {audit}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY position {order.upper()} LIMIT ?"
-        params.append(limit)
-        found = [rows.audit_dict(r) for r in self.view.fetch(sql, params)]
-        next_cursor = found[-1]["position"] if len(found) == limit and found else None
-        return found, next_cursor
+        return where, params
+
+    def count_audit(self, **audit_filters: Any) -> int:
+        """How many audit rows match the filters (for progress reports)."""
+        where, params = self._audit_where(**audit_filters)
+        sql = "SELECT COUNT(*) AS n FROM {audit}" + (
+            " WHERE " + " AND ".join(where) if where else ""
+        )
+        return int(self.view.fetch(sql, params)[0]["n"])
 
     def export(self, fmt: str, **audit_filters: Any) -> Iterator[str]:
         """Every audit row matching the filters, as CSV (header first) or JSON Lines; pages of
@@ -323,7 +358,8 @@ def _csv_line(values: Any) -> str:
     # spreadsheets read as a line break: its row would be split, and the text after the "\r"
     # would start a cell of its own (a formula, maybe). Quote every cell of such a row.
     carriage = any(isinstance(c, str) and "\r" in c for c in cells)
-    quoting = csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n", quoting=quoting).writerow(cells)
+    csv.writer(
+        buffer, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL
+    ).writerow(cells)
     return buffer.getvalue()

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.postgres import PostgresFactory
@@ -31,7 +31,8 @@ def construct_views(env: Mapping[str, str]) -> ViewStore:
     merged = {**os.environ, **env}
     factory = InfrastructureFactory.construct(Environment(ReadModelProjection.name, merged))
     if isinstance(factory, SQLiteFactory):
-        return factory.tracking_recorder(SQLiteViews)
+        # The library's SQLite factory is annotated to return its base recorder class.
+        return cast(SQLiteViews, factory.tracking_recorder(SQLiteViews))
     if isinstance(factory, PostgresFactory):
         return factory.tracking_recorder(PostgresViews)
     msg = f"the read side needs SQLite or PostgreSQL, not {type(factory).__module__}"

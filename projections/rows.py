@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from domain.migration import Migration, event_type
@@ -53,8 +53,11 @@ AUDIT_COLUMNS = (
 )
 
 
-def _subclasses(cls: type) -> list[type]:
-    out = []
+_T = TypeVar("_T")
+
+
+def _subclasses(cls: type[_T]) -> list[type[_T]]:
+    out: list[type[_T]] = []
     for sub in cls.__subclasses__():
         out.append(sub)
         out += _subclasses(sub)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL
@@ -37,8 +37,9 @@ class TrackingConflict(IntegrityError):
 _NAME = re.compile(r"\{(\w+)\}")
 
 
-class ViewStore:
-    """SQL shared by both stores. Templates use `?` placeholders and `{table}` names."""
+class ViewStore(TrackingRecorder):
+    """SQL shared by both stores. Templates use `?` placeholders and `{table}` names. Mixed
+    into the library's tracking recorder of each store (so abstract on its own)."""
 
     placeholder = "?"
     datastore: Any
@@ -143,7 +144,7 @@ class ViewStore:
             raise TrackingConflict(msg)
 
     def position(self, app_name: str) -> int:
-        return self.max_tracking_id(app_name) or 0  # type: ignore[attr-defined]
+        return self.max_tracking_id(app_name) or 0
 
     def reset(self, c: Any, app_name: str, views: list[str]) -> None:
         """Empty the tables of `views`; with all views, also move tracking back to 0."""
@@ -223,7 +224,9 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.sql_create_statements += [SQL(s) for s in create_statements(self._qualified)]
+        # The library annotates list[Composed] but needs only Composable (as_string, execute).
+        statements = [SQL(s) for s in create_statements(self._qualified)]
+        self.sql_create_statements += statements  # type: ignore[arg-type]
 
     def _qualified(self, table: str) -> str:
         return f'"{self.datastore.schema}"."{TABLE_PREFIX}{table}"'

@@ -9,11 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from api.deps import AuditCursor, CurrentPrincipal, Principal, QueriesDep, ReadSideDep
 from api.errors import ApiError, errors_for
-from api.schemas import AuditPage, Verification
+from api.schemas import (
+    DATE_PATTERN,
+    NO_NUL,
+    QUERY_TIME_PATTERN,
+    AuditPage,
+    Verification,
+)
 from domain.access import AUDITOR
 from domain.decider import EVENTS
 from domain.vocabulary import Role
@@ -23,9 +29,26 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 # -- query parameters shared with the migrations routes ----------------------------------------
 YEARS = (1990, 2200)
 TIME_RULE = (
-    "ISO-8601 time; a time without a zone is read as UTC; after conversion to UTC its year "
-    f"must lie between {YEARS[0]} and {YEARS[1]}"
+    "ISO-8601: a date (YYYY-MM-DD, read as midnight UTC), or a date and a time "
+    "(YYYY-MM-DDTHH:MM, seconds and up to 6 decimals optional) with a zone (Z or ±HH:MM); "
+    "a time without a zone is read as UTC. The year, as written, lies between "
+    f"{YEARS[0]} and {YEARS[1]} (the `pattern` says exactly what is accepted)"
 )
+DATE_RULE = f"A calendar date (YYYY-MM-DD, no time, so no time zone; year {YEARS[0]}..{YEARS[1]})"
+
+
+def _shaped(pattern: str, what: str) -> BeforeValidator:
+    """Only strings of the documented shape: pydantic alone would read more (a Unix time,
+    a space for the `T`, 7 decimals...), which the schema does not allow."""
+    shape = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not shape.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return BeforeValidator(check)
+
 
 if TYPE_CHECKING:
     EventType = str
@@ -59,19 +82,15 @@ def one_of(vocabulary: Any, name: str) -> BeforeValidator:
 
 
 def utc_time(value: datetime | None) -> datetime | None:
-    """A time without a zone is UTC; the result is in UTC, its year within `YEARS` (checked
-    after the conversion, which cannot overflow: a year out of range is refused instead)."""
+    """A time without a zone is UTC; the result is in UTC. Its year as written lies within
+    `YEARS` (the pattern holds it there), so the conversion cannot overflow."""
     if value is None:
         return None
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise ValueError(f"year must lie between {YEARS[0]} and {YEARS[1]}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    try:
-        value = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"year must lie between {YEARS[0]} and {YEARS[1]} (in UTC)") from None
-    if not YEARS[0] <= value.year <= YEARS[1]:
-        raise ValueError(f"year must lie between {YEARS[0]} and {YEARS[1]} (in UTC)")
-    return value
+    return value.astimezone(UTC)
 
 
 def plausible_date(value: date | None) -> date | None:
@@ -79,6 +98,24 @@ def plausible_date(value: date | None) -> date | None:
     if value is not None and not YEARS[0] <= value.year <= YEARS[1]:
         raise ValueError(f"year must lie between {YEARS[0]} and {YEARS[1]}")
     return value
+
+
+QueryTime = Annotated[
+    datetime,
+    _shaped(QUERY_TIME_PATTERN, "an ISO-8601 date or time, year 1990..2200 (see its pattern)"),
+    AfterValidator(utc_time),
+    WithJsonSchema(
+        {"type": "string", "pattern": QUERY_TIME_PATTERN, "examples": ["2026-11-02T09:00:00Z"]}
+    ),
+]
+"""A time in a query: see TIME_RULE; in UTC once validated."""
+QueryDate = Annotated[
+    date,
+    _shaped(DATE_PATTERN, "a date (YYYY-MM-DD), year 1990..2200"),
+    AfterValidator(plausible_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+]
+"""A calendar date in a query: see DATE_RULE."""
 
 
 def _whole_number(value: Any) -> Any:
@@ -118,14 +155,19 @@ def partner_scope(principal: Principal, partner_id: str | None) -> str | None:
 
 async def audit_filters(
     principal: CurrentPrincipal,
-    partner_id: Annotated[str | None, Query(max_length=200, description=PARTNER_RULE)] = None,
+    partner_id: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description=PARTNER_RULE)
+    ] = None,
     tenant_id: Annotated[
-        str | None, Query(max_length=200, description="The tenant's domain, exactly")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="The tenant's domain, exactly"),
     ] = None,
     migration_id: Annotated[
-        str | None, Query(max_length=200, description="One migration's id")
+        str | None, Query(max_length=200, pattern=NO_NUL, description="One migration's id")
     ] = None,
-    by: Annotated[str | None, Query(max_length=200, description="The principal")] = None,
+    by: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="The principal")
+    ] = None,
     role: Annotated[
         Role | None,
         Query(description="The role the event was recorded as"),
@@ -137,14 +179,10 @@ async def audit_filters(
         one_of(EventType, "event_type"),
     ] = None,
     recorded_from: Annotated[
-        datetime | None,
-        Query(description=f"Recorded at or after (inclusive). {TIME_RULE}"),
-        AfterValidator(utc_time),
+        QueryTime | None, Query(description=f"Recorded at or after (inclusive). {TIME_RULE}")
     ] = None,
     recorded_to: Annotated[
-        datetime | None,
-        Query(description=f"Recorded before (exclusive). {TIME_RULE}"),
-        AfterValidator(utc_time),
+        QueryTime | None, Query(description=f"Recorded before (exclusive). {TIME_RULE}")
     ] = None,
 ) -> dict[str, Any]:
     """The audit view's filters, shared by the page and the export; a partner key is held to
@@ -154,8 +192,8 @@ async def audit_filters(
         "tenant_id": tenant_id,
         "migration_id": migration_id,
         "principal": by,
-        "role": None if role is None else role.value,
-        "event_type": None if event_type is None else event_type.value,
+        "role": None if role is None else str(role),  # StrEnum: str() is its value
+        "event_type": None if event_type is None else str(event_type),
         "recorded_from": recorded_from,
         "recorded_to": recorded_to,
     }
@@ -245,4 +283,7 @@ def verify_audit_trail(
     if principal.role != AUDITOR or principal.partner_id is not None:
         raise ApiError(403, "auditor_only", "verification covers every partner: auditors only")
     heads = request.app.state.heads
-    return read_side.verify(None if heads is None else heads.signer.public_key)
+    if heads is None:
+        return read_side.verify(None)
+    # Also against the signer's own record of its last head, as `csp-tracker verify` does.
+    return read_side.verify(heads.signer.public_key, heads.signer.last_head())

@@ -15,13 +15,18 @@ from api.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, summary="Check the process is alive")
 def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Health, responses={503: ERROR_RESPONSES[503]})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: ERROR_RESPONSES[503]},
+    summary="Check the service is ready",
+)
 def readyz(request: Request) -> Any:
     """The store answers and no view lags more than the configured maximum.
 
@@ -49,6 +54,7 @@ def readyz(request: Request) -> Any:
 @router.get(
     "/metrics",
     response_class=Response,
+    summary="Read the Prometheus metrics",
     dependencies=[Depends(metrics_access)],
     responses={401: ERROR_RESPONSES[401], 403: ERROR_RESPONSES[403]},
 )

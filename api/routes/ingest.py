@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from api.deps import CorrelationId, CurrentPrincipal, TrackerDep
 from api.errors import ApiError, errors_for
-from api.schemas import IngestOutcome, NotificationLog, NotificationRecord
-from api.webhook import verify_signature
+from api.routes.audit import TIME_RULE, QueryTime
+from api.schemas import NO_NUL, IngestOutcome, NotificationLog, NotificationRecord
+from api.webhook import check_secret, verify_signature
 from domain.context import Context
 from domain.errors import NotFound
 from domain.ingest import Received, Status
@@ -22,20 +24,30 @@ from domain.ingesting import Ingestor
 
 router = APIRouter(prefix="/v1/ingest/partner-center", tags=["ingest"])
 
+log = logging.getLogger(__name__)
 # A little drift between Partner Center's clock and ours.
 CLOCK_SKEW = timedelta(minutes=5)
 Text = Annotated[str, Field(max_length=2000)]
 
 
+def _utc(value: Any) -> Any:
+    """Partner Center sends UTC times as strings ("...Z"); one without a zone is UTC too."""
+    if not isinstance(value, str):
+        raise ValueError("ResourceChangeUtcDate must be a time in a string")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 class Notification(BaseModel):
-    """Partner Center's notification body, exactly as it is sent."""
+    """Partner Center's notification body, exactly as it is sent (`AuditUri` and
+    `ResourceName` may be null)."""
 
     model_config = ConfigDict(extra="ignore")
     EventName: Annotated[str, Field(min_length=1, max_length=200)]
-    ResourceUri: Annotated[str, Field(min_length=1, max_length=2000)]
-    ResourceName: Text = ""
-    AuditUri: Text = ""
-    ResourceChangeUtcDate: AwareDatetime
+    ResourceUri: Annotated[str, Field(min_length=1, max_length=4000)]
+    ResourceName: Annotated[str | None, Field(max_length=4000)] = None
+    AuditUri: Annotated[str | None, Field(max_length=4000)] = None
+    ResourceChangeUtcDate: Annotated[AwareDatetime, BeforeValidator(_utc)]
 
 
 class MatchBody(BaseModel):
@@ -85,6 +97,17 @@ async def receive_notification(
     x_ms_signature_algorithm: Annotated[
         str, Header(max_length=40, description="The signature's algorithm, e.g. rsa-sha256")
     ] = "",
+    x_ms_certificate_url: Annotated[
+        str, Header(max_length=2000, description="Where Partner Center publishes its certificate")
+    ] = "",
+    secret: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="The partner's webhook secret, part of the URL registered in Partner "
+            "Center (`csp-tracker partners pin-certificate` prints it)",
+        ),
+    ] = "",
 ) -> dict[str, Any]:
     """A notification as Partner Center posts it, signed (`Authorization: Signature ...`).
     Unsigned, badly signed and unknown-partner requests get 401 and nothing is stored; every
@@ -93,17 +116,28 @@ async def receive_notification(
     try:
         partner = await run_in_threadpool(tracker.get_partner, partner_id)
     except NotFound:
-        raise ApiError(401, "unknown_partner", "no partner with a pinned certificate") from None
-    verify_signature(partner.certificate_pem, body, authorization, x_ms_signature_algorithm)
+        partner = None
+    check_secret(None if partner is None else partner.webhook_secret_sha256, secret)
+    assert partner is not None  # check_secret refused unknown partners
+    try:
+        verify_signature(partner.certificate_pem, body, authorization, x_ms_signature_algorithm)
+    except ApiError:
+        # Operators pin the certificate published at this URL (docs/ingest.md).
+        log.warning(
+            "refused a notification for %s: signature; X-MS-Certificate-Url: %s",
+            partner.partner_id,
+            x_ms_certificate_url[:300],
+        )
+        raise
+    digest = hashlib.sha256(body).hexdigest()
     try:
         note = Notification.model_validate_json(body)
-    except ValidationError as exc:
-        raise ApiError(
-            400,
-            "invalid_notification",
-            "not a Partner Center notification",
-            errors=len(exc.errors()),
-        ) from None
+    except ValidationError:
+        # Signed, but not a notification: kept as received (nothing is dropped).
+        record, new = await run_in_threadpool(
+            Ingestor(tracker).receive_unreadable, partner.partner_id, digest
+        )
+        return _outcome(record, new)
     now = tracker.clock()
     window = timedelta(hours=request.app.state.settings.ingest_window_hours)
     changed = note.ResourceChangeUtcDate
@@ -111,8 +145,9 @@ async def receive_notification(
         raise ApiError(400, "stale_notification", "ResourceChangeUtcDate is outside the window")
     if changed > now + CLOCK_SKEW:
         raise ApiError(400, "notification_in_future", "ResourceChangeUtcDate lies in the future")
-    received = Received(note.EventName, note.ResourceUri, note.ResourceName, note.AuditUri, changed)
-    digest = hashlib.sha256(body).hexdigest()
+    received = Received(
+        note.EventName, note.ResourceUri, note.ResourceName or "", note.AuditUri or "", changed
+    )
     record, new = await run_in_threadpool(
         Ingestor(tracker).receive, partner.partner_id, received, digest, correlation_id
     )
@@ -134,15 +169,19 @@ def list_notifications(
     ] = None,
     partner_id: Annotated[
         str | None,
-        Query(max_length=100, description="Auditors: one partner (a partner key: its own)"),
+        Query(
+            max_length=100,
+            pattern=NO_NUL,
+            description="Auditors: one partner (a partner key: its own)",
+        ),
     ] = None,
     since: Annotated[
-        AwareDatetime | None,
-        Query(description="Changed (ResourceChangeUtcDate) at or after; ISO time with a zone"),
+        QueryTime | None,
+        Query(description=f"Changed (ResourceChangeUtcDate) at or after. {TIME_RULE}"),
     ] = None,
     until: Annotated[
-        AwareDatetime | None,
-        Query(description="Changed before (exclusive); ISO time with a zone"),
+        QueryTime | None,
+        Query(description=f"Changed before (exclusive). {TIME_RULE}"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many (1..1000)")] = 100,
 ) -> dict[str, Any]:

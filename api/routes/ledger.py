@@ -80,6 +80,9 @@ def get_public_key(principal: CurrentPrincipal, request: Request) -> dict[str, A
         404,
         422,
         503,
+        e404="No event (of yours) at `position` (`position_not_found`), or no tree of "
+        "`tree_size` leaves holding it: the ledger is smaller, or the event came later "
+        "(`tree_not_found`)",
         e503="Store or read side unavailable, or the ledger out of step with the store",
     ),
 )
@@ -103,10 +106,13 @@ def get_inclusion_proof(
         raise ApiError(404, "position_not_found", f"no event at position {position} in the ledger")
     size = read_side.ledger.size()
     if not index < tree_size <= size:
+        # Well formed, but no such tree holds the event: not found, like an unknown position.
         raise ApiError(
-            422,
-            "invalid_tree_size",
-            f"tree_size must be above the leaf's index {index} and at most {size}",
+            404,
+            "tree_not_found",
+            f"no tree of {tree_size} leaves holds the event: tree_size must be above the "
+            f"leaf's index {index} and at most {size} (the ledger's size)",
+            ledger_size=size,
         )
     found = tracker.recorder.select_notifications(position - 1, 1, inclusive_of_start=False)
     if not found or found[0].id != position:
@@ -135,23 +141,40 @@ def get_inclusion_proof(
     "/proof/consistency",
     response_model=ConsistencyProof,
     summary="Get a consistency proof",
-    responses=errors_for(401, 422, 503),
+    responses=errors_for(
+        401,
+        404,
+        422,
+        503,
+        e404="No such proof (`tree_not_found`): `second` exceeds the ledger's size, or "
+        "`first` exceeds `second`",
+    ),
 )
 def get_consistency_proof(
     principal: CurrentPrincipal,
     read_side: ReadSideDep,
     first: Annotated[
-        int, Query(ge=0, le=2**62, description="The older tree's size (a signed head's)")
+        int, Query(ge=1, le=2**62, description="The older tree's size (a signed head's)")
     ],
     second: Annotated[
-        int, Query(ge=0, le=2**62, description="The newer tree's size, at least `first`")
+        int,
+        Query(
+            ge=1,
+            le=2**62,
+            description="The newer tree's size: at least `first`, at most the ledger's size",
+        ),
     ],
 ) -> dict[str, Any]:
     """The proof that the tree of `second` leaves extends the tree of `first` leaves."""
     size = read_side.ledger.size()
-    if not 0 < first <= second <= size:
+    if not first <= second <= size:
+        # Well formed, but there is no such tree (yet), or no proof from a larger tree.
         raise ApiError(
-            422, "invalid_tree_size", f"need 0 < first <= second <= {size} (the ledger's size)"
+            404,
+            "tree_not_found",
+            f"no proof from {first} to {second} leaves: need first <= second <= {size} "
+            "(the ledger's size)",
+            ledger_size=size,
         )
     proof = read_side.ledger.consistency(first, second)
     return {

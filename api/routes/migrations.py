@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator
 
 from api import render
 from api.deps import (
@@ -24,8 +23,19 @@ from api.deps import (
     own_migration,
 )
 from api.errors import ApiError, errors_for
-from api.routes.audit import PARTNER_RULE, Limit, one_of, partner_scope, plausible_date
+from api.routes.audit import (
+    DATE_RULE,
+    PARTNER_RULE,
+    TIME_RULE,
+    Limit,
+    QueryDate,
+    QueryTime,
+    one_of,
+    partner_scope,
+)
 from api.schemas import (
+    HEADER_TEXT_PATTERN,
+    NO_NUL,
     AuditPage,
     EventBody,
     MigrationPage,
@@ -50,30 +60,45 @@ Order = Annotated[
     Literal["asc", "desc"], Query(description="By position: oldest first (asc) or newest first")
 ]
 
+# `*`, or a version: bare (as the ETag is sent), quoted, or as a weak tag.
+IF_MATCH_PATTERN = r'^(\*|[0-9]{1,18}|"[0-9]{1,18}"|W/"[0-9]{1,18}")$'
 IfMatch = Annotated[
     str | None,
-    Header(description="The version you last saw (the ETag); stale -> 412", max_length=64),
+    Header(
+        description='The version you last saw (the ETag), bare (`3`), quoted (`"3"`) or weak '
+        '(`W/"3"`); `*` means any version. Stale: 412 `version_conflict`; another shape: '
+        "422 `invalid_if_match`",
+        max_length=64,
+        # Enforced by _expected_version (422 invalid_if_match), not by pydantic.
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Header(description="Retries with the same key return the first response", max_length=200),
+    Header(
+        description="Retries with the same key return the first response; not blank "
+        "(400 `empty_idempotency_key`)",
+        max_length=200,
+        json_schema_extra={"pattern": HEADER_TEXT_PATTERN},
+    ),
 ]
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
 
 
 def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
+    if if_match is None:
         return None
-    raw = if_match.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise ApiError(422, "invalid_if_match", "If-Match must be a version number", value=raw)
-    return int(raw)
-
-
-def _plausible_time(value: datetime | None) -> datetime | None:
-    """Times far from today are typos, and would overflow the date arithmetic of the rules."""
-    if value is not None and not 1990 <= value.year <= 2200:
-        raise ValueError("year must lie between 1990 and 2200")
-    return value
+    value = if_match.strip()
+    if not _IF_MATCH.fullmatch(value):
+        raise ApiError(
+            422,
+            "invalid_if_match",
+            'If-Match must be a version number (3, "3" or W/"3") or *',
+            value=value[:64],
+        )
+    if value == "*":
+        return None
+    return int(value.removeprefix("W/").strip('"'))
 
 
 def _respond(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
@@ -109,7 +134,8 @@ def _idempotent(
     body: dict[str, Any] = {}
 
     def attach(migration: Migration) -> list[Any]:
-        body.update(render.recorded(migration, list(migration.pending_events), tracker.clock()))
+        pending = cast("list[Migration.Event]", list(migration.pending_events))
+        body.update(render.recorded(migration, pending, tracker.clock()))
         if key is None:
             return []
         text = json.dumps(body, separators=(",", ":"))
@@ -160,7 +186,7 @@ def request_relationship(
         _hash("POST /v1/migrations", body.model_dump(mode="json")),
         lambda: tracker.start(ctx, command),
     )
-    response.headers["Location"] = f"/v1/migrations/{json.loads(response.body)['id']}"
+    response.headers["Location"] = f"/v1/migrations/{json.loads(bytes(response.body))['id']}"
     return response
 
 
@@ -215,21 +241,26 @@ def list_migrations(
         one_of(Risk, "risk"),
     ] = None,
     tenant_id: Annotated[
-        str | None, Query(max_length=200, description="The tenant's domain, exactly")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="The tenant's domain, exactly"),
     ] = None,
     term_end_before: Annotated[
-        date | None,
+        QueryDate | None,
         Query(
-            description="A calendar date (YYYY-MM-DD, no time, so no time zone; year 1990..2200):"
-            " open migrations whose nearest term end of an unreplaced, active original is before it"
+            description=f"{DATE_RULE}: open migrations whose nearest term end of an unreplaced,"
+            " active original is before it"
         ),
-        AfterValidator(plausible_date),
     ] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Customer name contains")] = None,
-    partner_id: Annotated[str | None, Query(max_length=100, description=PARTNER_RULE)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Customer name contains")
+    ] = None,
+    partner_id: Annotated[
+        str | None, Query(max_length=100, pattern=NO_NUL, description=PARTNER_RULE)
+    ] = None,
     limit: Limit = 100,
     cursor: Annotated[
-        str | None, Query(max_length=500, description="next_cursor of the previous page")
+        str | None,
+        Query(max_length=500, pattern=NO_NUL, description="next_cursor of the previous page"),
     ] = None,
 ) -> dict[str, Any]:
     """Migrations from the current-state view (it may lag writes by a moment)."""
@@ -262,9 +293,8 @@ def get_migration(
     tracker: TrackerDep,
     principal: CurrentPrincipal,
     as_of: Annotated[
-        datetime | None,
-        Query(description="ISO time (UTC if no zone): replay the store to that instant"),
-        AfterValidator(_plausible_time),
+        QueryTime | None,
+        Query(description=f"Replay the store to this instant. {TIME_RULE}"),
     ] = None,
     basis: Annotated[
         Literal["recorded", "business"],
@@ -280,8 +310,6 @@ def get_migration(
     if as_of is None:
         body = render.state(migration, tracker.clock())
     else:
-        if as_of.tzinfo is None:
-            as_of = as_of.replace(tzinfo=UTC)
         past = tracker.as_of(migration_id, as_of, basis)
         body = render.described(past, now=as_of)
     return JSONResponse(body, headers={"ETag": str(body["version"])})

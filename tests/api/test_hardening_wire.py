@@ -48,7 +48,7 @@ class TestStrictTypes:
         [
             ("licenses", True),
             ("licenses", "25"),
-            ("licenses", 25.0),
+            ("licenses", 25.5),
             ("auto_renew", "off"),
             ("auto_renew", 0),
             ("occurred_at", 1_790_000_000),
@@ -64,6 +64,13 @@ class TestStrictTypes:
         state = api.get("admin_a", f"/v1/migrations/{migration_id}").json()
         assert state["version"] == 1
         assert state["originals"] == []
+
+    def test_a_whole_number_written_with_a_point_is_that_number(self, api):
+        # JSON has one number type, and JSON Schema's `integer` admits 25.0: it is 25.
+        migration_id = api.new_migration()["id"]
+        response = api.event(migration_id, {**ORIGINAL, "licenses": 25.0})
+        assert response.status_code == 201, response.text
+        assert response.json()["state"]["licenses"]["original"] == 25
 
     def test_true_is_not_one_license(self, api):
         migration_id = api.new_migration()["id"]

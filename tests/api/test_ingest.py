@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,8 @@ from api.webhook import read_certificate
 from tests.api.conftest import ORIGINAL, PARTNER_A
 
 GUID = "8a1c2f3e-4b5d-4e6f-9a0b-1c2d3e4f5a6b"
-URL = f"/v1/ingest/partner-center/{PARTNER_A}"
+SECRET = "s3cret-of-fabrikam"
+URL = f"/v1/ingest/partner-center/{PARTNER_A}?secret={SECRET}"
 
 
 def certificate(name: str = "partner-center") -> tuple[rsa.RSAPrivateKey, bytes]:
@@ -67,10 +68,16 @@ def customer(guid: str = GUID, tail: str = "") -> str:
     return f"https://api.partnercenter.microsoft.com/v1/customers/{guid}{tail}"
 
 
+def sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @pytest.fixture
 def pc(api):
     pem, sha256 = read_certificate(CERT)
-    api.tracker.pin_certificate(PARTNER_A, pem, sha256)
+    api.tracker.pin_certificate(PARTNER_A, pem, sha256, sha(SECRET))
     return api
 
 
@@ -149,17 +156,41 @@ class TestAuthentication:
             sent = body.replace(b"customer", b"customer2") if name == "tampered" else body
             response = pc.client.post(URL, content=sent, headers=headers)
             assert response.status_code == 401, (name, response.text)
-        unknown = pc.client.post(
-            "/v1/ingest/partner-center/nobody", content=body, headers=signed(body)
-        )
-        assert unknown.status_code == 401
+        # An unknown partner, a wrong secret and no secret look the same to the caller.
+        for url in (
+            f"/v1/ingest/partner-center/nobody?secret={SECRET}",
+            f"/v1/ingest/partner-center/{PARTNER_A}?secret=wrong",
+            f"/v1/ingest/partner-center/{PARTNER_A}",
+        ):
+            refused = pc.client.post(url, content=body, headers=signed(body))
+            assert refused.status_code == 401
+            assert refused.json()["error"] == "not_registered"
         assert stored(pc) == before
 
     def test_a_partner_without_a_pinned_certificate_is_refused(self, api):
         body = notification("reseller-relationship-accepted-by-customer", customer())
         response = post(api, body)
         assert response.status_code == 401
-        assert response.json()["error"] == "no_pinned_certificate"
+        assert response.json()["error"] == "not_registered"
+
+    def test_a_notification_cannot_be_replayed_to_another_partner(self, pc):
+        """Partner Center signs every partner's notifications with one certificate: the secret
+        in each partner's webhook URL is what binds a delivery to its partner."""
+        from tests.api.conftest import PARTNER_B
+
+        pem, sha256 = read_certificate(CERT)
+        pc.tracker.pin_certificate(PARTNER_B, pem, sha256, sha("s3cret-of-northwind"))
+        pc.new_migration(tenant_guid=GUID)
+        northwind = pc.new_migration("admin_b", tenant_guid=GUID)["id"]
+        body = notification("reseller-relationship-accepted-by-customer", customer())
+        assert post(pc, body).json()["status"] == "applied"
+        replay = pc.client.post(
+            f"/v1/ingest/partner-center/{PARTNER_B}?secret={SECRET}",
+            content=body,
+            headers=signed(body),
+        )
+        assert replay.status_code == 401
+        assert pc.get("admin_b", f"/v1/migrations/{northwind}").json()["stage"] == "invited"
 
     def test_an_old_notification_is_refused_as_a_replay(self, pc):
         old = datetime.now(UTC) - timedelta(hours=25)
@@ -169,6 +200,54 @@ class TestAuthentication:
         assert response.status_code == 400
         assert response.json()["error"] == "stale_notification"
         assert stored(pc) == before
+
+
+class TestRealWorldBodies:
+    def test_a_null_audit_uri_is_accepted(self, pc):
+        pc.new_migration(tenant_guid=GUID)
+        body = json.loads(notification("reseller-relationship-accepted-by-customer", customer()))
+        body["AuditUri"] = None
+        body["ResourceName"] = None
+        raw = json.dumps(body).encode()
+        assert post(pc, raw).json()["status"] == "applied"
+
+    def test_a_signed_body_that_is_no_notification_is_kept(self, pc):
+        body = b'{"EventName": "x", "ResourceChangeUtcDate": 1700000000}'
+        first = post(pc, body)
+        assert first.status_code == 200
+        assert (first.json()["status"], first.json()["refusal"]) == (
+            "rejected",
+            "invalid_notification",
+        )
+        assert post(pc, body).json()["status"] == "duplicate"
+        log = pc.get("auditor", "/v1/ingest/partner-center").json()["items"]
+        assert [i["event_name"] for i in log] == ["(unreadable body)"]
+
+    def test_activation_after_approval_is_a_duplicate_not_a_rejection(self, pc):
+        pc.new_migration(tenant_guid=GUID)
+        uri = customer(tail="/adminrelationships/rel-9")
+        assert (
+            post(pc, notification("granular-admin-relationship-approved", uri)).json()["status"]
+            == "applied"
+        )
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        activated = post(pc, notification("granular-admin-relationship-activated", uri, later))
+        assert (activated.json()["status"], activated.json()["refusal"]) == (
+            "duplicate",
+            "relationship_exists",
+        )
+
+    def test_a_retry_with_another_offset_or_case_is_the_same_notification(self, pc):
+        pc.new_migration(tenant_guid=GUID)
+        at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+        body = json.loads(
+            notification("reseller-relationship-accepted-by-customer", customer(), at)
+        )
+        assert post(pc, json.dumps(body).encode()).json()["status"] == "applied"
+        body["EventName"] = body["EventName"].upper()
+        body["ResourceChangeUtcDate"] = at.astimezone(timezone(timedelta(hours=1))).isoformat()
+        again = post(pc, json.dumps(body).encode()).json()
+        assert again["status"] == "duplicate" and again["first"]["status"] == "applied"
 
 
 class TestIdempotency:
@@ -202,6 +281,39 @@ class TestIdempotency:
         assert kinds.count("InvitationAccepted") == 1
         log = pc.get("auditor", "/v1/ingest/partner-center").json()["items"]
         assert len(log) == 1
+
+
+class TestMatchingRefusals:
+    def test_a_migration_of_another_customer_is_refused(self, pc):
+        other_guid = "11111111-2222-4333-8444-555555555555"
+        migration_id = pc.new_migration(tenant_guid=other_guid)["id"]
+        unmatched = post(pc, notification("reseller-relationship-accepted-by-customer", customer()))
+        assert unmatched.json()["status"] == "unmatched"
+        response = pc.post(
+            "admin_a",
+            f"/v1/ingest/partner-center/{unmatched.json()['notification_id']}/match",
+            {"migration_id": migration_id},
+        )
+        assert response.status_code == 409
+        assert response.json()["error"] == "tenant_guid_mismatch"
+
+    def test_an_expired_certificate_is_not_pinned(self, api):
+        from domain.errors import InvalidInput
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+        old = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(datetime.now(UTC) - timedelta(days=30))
+            .not_valid_after(datetime.now(UTC) - timedelta(days=1))
+            .sign(key, hashes.SHA256())
+        )
+        with pytest.raises(InvalidInput, match="certificate_expired"):
+            read_certificate(old.public_bytes(serialization.Encoding.PEM))
 
 
 class TestMatching:
@@ -256,3 +368,9 @@ class TestMatching:
             pc.get("admin_a", "/v1/ingest/partner-center", params={"status": "nope"}).status_code
             == 422
         )
+
+
+def test_log_times_out_of_range_are_422(pc):
+    for value in ("0001-01-01", "9999-12-31T23:59:59.999999-23:59"):
+        response = pc.get("auditor", "/v1/ingest/partner-center", params={"since": value})
+        assert response.status_code == 422, response.text

@@ -100,13 +100,20 @@ class TestProofs:
             [bytes.fromhex(h) for h in proof["proof"]],
         )
 
-    def test_sizes_beyond_the_ledger_are_422(self, api):
+    def test_sizes_beyond_the_ledger_are_not_found(self, api):
+        # Well formed, but there is no such tree (yet): 404, like an unknown position; a
+        # size the schema refuses (0) is 422.
         _stocked(api)
-        response = api.get(
-            "auditor", "/v1/ledger/proof/consistency", params={"first": 1, "second": 10**9}
-        )
-        assert response.status_code == 422
-        assert response.json()["error"] == "invalid_tree_size"
+        for first, second in [(1, 10**9), (3, 2)]:
+            response = api.get(
+                "auditor",
+                "/v1/ledger/proof/consistency",
+                params={"first": first, "second": second},
+            )
+            assert response.status_code == 404, response.text
+            assert response.json()["error"] == "tree_not_found"
+        zero = api.get("auditor", "/v1/ledger/proof/consistency", params={"first": 0, "second": 1})
+        assert zero.status_code == 422
 
 
 class TestVerifyOverHttp:

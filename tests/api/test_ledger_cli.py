@@ -42,6 +42,21 @@ class TestTheAuditorsWalkThrough:
         assert result["rows"] == result["rows_verified"] > 200
         assert result["links_checked"] > 100
 
+        # Later, with more events: the export proves that its head extends the saved one.
+        code, _, _ = cli("keys", "create", "--name", "later", "--role", "auditor")
+        assert code == 0
+        assert cli("ledger", "head", "--issue")[0] == 0
+        args = ("export", "--format", "jsonl", "--with-proofs")
+        plain, extended = tmp_path / "plain.jsonl", tmp_path / "extended.jsonl"
+        plain.write_text(cli(*args)[1])
+        extended.write_text(cli(*args, "--against", str(saved))[1])
+        offline = ("verify-export", "--public-key", str(public), "--against", str(saved))
+        code, out, _ = cli(offline[0], str(extended), *offline[1:])
+        assert code == 0 and json.loads(out)["ok"] is True, out
+        code, out, _ = cli(offline[0], str(plain), *offline[1:])
+        assert code == 1
+        assert "no consistency proof" in json.loads(out)["failures"][0]["reason"]
+
     def test_an_export_edited_offline_is_caught(self, cli, tmp_path):  # noqa: F811
         _demo(cli)
         public = tmp_path / "ledger.pub"
