@@ -22,6 +22,8 @@ DELETION_AFTER = timedelta(days=120)
 ENDING_SOON = timedelta(days=30)
 # "the best moment [to cancel] is near the natural term end": earlier loses prepaid time.
 EARLY_CANCELLATION = timedelta(days=30)
+# "New-commerce seats can be reduced only within 7 days" of being added.
+REDUCTION_WINDOW = timedelta(days=7)
 # The dashboard's look-ahead windows for originals ending without a replacement.
 HORIZONS_DAYS = (7, 30, 90)
 
@@ -143,22 +145,86 @@ def risks(state: MigrationState, now: datetime) -> list[str]:
     return sorted(standing_risks(state) | timed_risks(state, now))
 
 
+# A credit request billing support has not answered for this long needs a follow-up.
+CREDIT_FOLLOW_UP = timedelta(days=14)
+
+
+def _item(kind: str, day: date, what: str, **about: str) -> dict[str, str]:
+    return {"kind": kind, "date": day.isoformat(), "what": what, **about}
+
+
 def deadlines(state: MigrationState) -> list[dict[str, str]]:
-    """Dates by which something happens: access lost and data deleted after each unreplaced
-    expiry, and the end of the partner's admin access."""
-    out = []
+    """Every dated obligation of a migration, soonest first: each `{kind, date, what}` plus the
+    subscription or relationship it is about. Kinds:
+
+    - `auto_renew_off_by`: an active original still renewing: turn auto-renew off before its
+      term end, or it renews instead of expiring (open migrations);
+    - `access_lost`, `data_deleted`: after an unreplaced expiry, users lose access 30 days after
+      it and the data is deleted about 120 days after it (open or abandoned migrations);
+    - `gdap_expires`: a live GDAP relationship ends (open migrations);
+    - `reduction_window_closes`: the last day seats added to a replacement can be removed;
+    - `credit_follow_up`: a credit request unanswered for 14 days (any migration: the billing
+      tail follows completion).
+    """
+    out: list[dict[str, str]] = []
+    is_open = state.closed is None
     for o in state.in_scope:
+        if is_open and o.status == OriginalStatus.ACTIVE and o.auto_renew:
+            out.append(
+                _item(
+                    "auto_renew_off_by",
+                    o.term_end,
+                    f"turn auto-renew off for {o.subscription_id} before its term ends",
+                    subscription_id=o.subscription_id,
+                )
+            )
         if o.status == OriginalStatus.EXPIRED and o.ended_at is not None and not o.replaced_by:
             expired = o.ended_at.date()
-            for kind, after in (("access_lost", GRACE_PERIOD), ("data_deleted", DELETION_AFTER)):
+            if state.closed != Stage.COMPLETED:
                 out.append(
-                    {
-                        "kind": kind,
-                        "subscription_id": o.subscription_id,
-                        "date": (expired + after).isoformat(),
-                    }
+                    _item(
+                        "access_lost",
+                        expired + GRACE_PERIOD,
+                        f"users of {o.subscription_id} lose access (expired, not replaced)",
+                        subscription_id=o.subscription_id,
+                    )
                 )
-    end = state.admin_access_end
-    if state.closed is None and end is not None:
-        out.append({"kind": "admin_access_ends", "date": end.date().isoformat()})
-    return sorted(out, key=lambda d: d["date"])
+                out.append(
+                    _item(
+                        "data_deleted",
+                        expired + DELETION_AFTER,
+                        f"the data of {o.subscription_id} is deleted",
+                        subscription_id=o.subscription_id,
+                    )
+                )
+        if o.credit == "requested" and o.credit_requested_at is not None:
+            out.append(
+                _item(
+                    "credit_follow_up",
+                    o.credit_requested_at.date() + CREDIT_FOLLOW_UP,
+                    f"ask M365 billing support about the credit for {o.subscription_id}",
+                    subscription_id=o.subscription_id,
+                )
+            )
+    if is_open:
+        for r in state.admin_access.values():
+            if r.kind == "gdap" and r.removed_at is None and r.expires_at is not None:
+                out.append(
+                    _item(
+                        "gdap_expires",
+                        r.expires_at.date(),
+                        f"GDAP relationship {r.relationship_id} ends",
+                        relationship_id=r.relationship_id,
+                    )
+                )
+    for rep in state.replacements.values():
+        for added, seats in rep.seat_lots:
+            out.append(
+                _item(
+                    "reduction_window_closes",
+                    (added + REDUCTION_WINDOW).date(),
+                    f"last day to remove the {seats} seats added to {rep.subscription_id}",
+                    subscription_id=rep.subscription_id,
+                )
+            )
+    return sorted(out, key=lambda d: (d["date"], d["kind"]))

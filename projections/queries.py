@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.rules import HORIZONS_DAYS, timed_bounds
+from domain.rules import HORIZONS_DAYS, deadlines, timed_bounds
 from domain.view import describe
 from domain.vocabulary import Stage
 from projections import rows
@@ -224,6 +224,44 @@ class Queries:
     def verify(self, from_position: int | None = None) -> dict:
         """Recompute the hash chain and compare each row with the event it came from."""
         return verify(self.view, self.app, from_position)
+
+    # -- deadlines ----------------------------------------------------------------------------
+    def deadlines(
+        self,
+        *,
+        now: datetime,
+        partner_id: str | None = None,
+        within_days: int = 90,
+        kinds: frozenset[str] | None = None,
+        overdue_days: int = 30,
+    ) -> list[dict[str, Any]]:
+        """Every dated obligation (`rules.deadlines`) of the migrations, soonest first, due
+        within `within_days` of today or overdue by at most `overdue_days`."""
+        today = now.date()
+        first = (today - timedelta(days=overdue_days)).isoformat()
+        last = (today + timedelta(days=within_days)).isoformat()
+        sql = "SELECT id, partner_id, customer_name, state FROM {migrations}"
+        params: tuple[Any, ...] = ()
+        if partner_id is not None:
+            sql += " WHERE partner_id = ?"
+            params = (partner_id,)
+        items = []
+        for row in self.view.fetch_iter(sql, params):
+            for item in deadlines(rows.load_state(row["state"])):
+                if not first <= item["date"] <= last:
+                    continue
+                if kinds is not None and item["kind"] not in kinds:
+                    continue
+                items.append(
+                    {
+                        **item,
+                        "overdue": item["date"] < today.isoformat(),
+                        "migration_id": row["id"],
+                        "partner_id": row["partner_id"],
+                        "customer_name": row["customer_name"],
+                    }
+                )
+        return sorted(items, key=lambda i: (i["date"], i["customer_name"], i["kind"]))
 
     # -- summary ------------------------------------------------------------------------------
     def summary(self, *, now: datetime, partner_id: str | None = None) -> dict:

@@ -4,7 +4,7 @@ same license totals per offer; licenses are reassigned where the offer differs."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from domain import fields as f
@@ -12,10 +12,8 @@ from domain import roles
 from domain.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from domain.migration import TOPIC_PREFIX, Migration
 from domain.offers import Catalogue, offer_key
+from domain.rules import REDUCTION_WINDOW
 from domain.state import MigrationState, Replacement
-
-# "New-commerce seats can be reduced only within 7 days" of being added.
-REDUCTION_WINDOW = timedelta(days=7)
 
 
 class SubscriptionProvisioned(Migration.Event):

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from api.app import create_app
-from api.routes import audit, dashboard, health, ingest, ledger, migrations
+from api.routes import audit, dashboard, deadlines, health, ingest, ledger, migrations
 from api.settings import Settings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -52,7 +52,7 @@ def test_operation_ids_are_the_route_function_names_and_unique(schema):
         assert SNAKE.match(operation_id), operation_id
         assert len(operation_id) <= 32, operation_id
         assert "v1" not in operation_id.split("_"), operation_id
-    modules = (audit, dashboard, health, ingest, ledger, migrations)
+    modules = (audit, dashboard, deadlines, health, ingest, ledger, migrations)
     names = {r.name for m in modules for r in m.router.routes if isinstance(r, APIRoute)}
     assert set(ids) == names
     assert {"record_event", "list_migrations", "request_relationship"} <= set(ids)

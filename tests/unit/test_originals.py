@@ -114,7 +114,7 @@ class TestExpiry:
             on("original_subscription_expired", at=days(-5)),
         ).state
         [access, deletion] = deadlines(state)
-        assert access == {
+        assert {k: access[k] for k in ("kind", "subscription_id", "date")} == {
             "kind": "access_lost",
             "subscription_id": "orig-1",
             "date": day(25).isoformat(),

@@ -291,3 +291,33 @@ class TestReplay:
         assert state.originals["orig-1"].status == "active"
         assert state.replacements["csp-1"].licenses == 25
         assert state.admin_access["gdap-1"].removed_at is None
+
+
+class TestDeadlines:
+    """Every dated obligation of a migration, soonest first."""
+
+    def test_each_kind_of_obligation_is_dated(self):
+        from domain.rules import deadlines
+
+        state = given(
+            requested(),
+            original(term_end=day(40)),
+            original("orig-2", term_end=day(-20), auto_renew=False),
+            on("original_subscription_expired", "orig-2", at=days(-20)),
+            accepted(),
+            gdap("rel-1", expires=days(25)),
+            provisioned(licenses=25, at=days(-3)),
+            on("credit_requested", requested_by="customer", at=days(-2)),
+        ).state
+        kinds = {(d["kind"], d["date"]) for d in deadlines(state)}
+        assert kinds == {
+            ("auto_renew_off_by", day(40).isoformat()),
+            ("access_lost", day(10).isoformat()),
+            ("data_deleted", day(100).isoformat()),
+            ("gdap_expires", day(25).isoformat()),
+            ("reduction_window_closes", day(4).isoformat()),
+            ("credit_follow_up", day(12).isoformat()),
+        }
+        dates = [d["date"] for d in deadlines(state)]
+        assert dates == sorted(dates)
+        assert all(d["what"] for d in deadlines(state))
