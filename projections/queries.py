@@ -116,33 +116,17 @@ class Queries:
     def audit(
         self,
         *,
-        partner_id: str | None = None,
-        tenant_id: str | None = None,
-        migration_id: str | None = None,
-        principal: str | None = None,
-        role: str | None = None,
-        event_type: str | None = None,
-        recorded_from: datetime | None = None,
-        recorded_to: datetime | None = None,
         after: int | None = None,
         order: str = "asc",
         limit: int = 100,
+        **filters: Any,
     ) -> tuple[list[dict], int | None]:
         """One page of audit rows in position order (`order` "asc" or "desc"); `after` is the
         cursor returned by the previous page. recorded_from is inclusive, recorded_to exclusive;
         a time without a zone is read as UTC."""
         if order not in ("asc", "desc"):
             raise ValueError("order must be 'asc' or 'desc'")
-        where, params = self._audit_where(
-            partner_id=partner_id,
-            tenant_id=tenant_id,
-            migration_id=migration_id,
-            principal=principal,
-            role=role,
-            event_type=event_type,
-            recorded_from=recorded_from,
-            recorded_to=recorded_to,
-        )
+        where, params = self._audit_where(**filters)  # the filters of `_audit_where`
         if after is not None:
             where.append("position > ?" if order == "asc" else "position < ?")
             params.append(after)
