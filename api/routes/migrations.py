@@ -260,7 +260,11 @@ def list_migrations(
     limit: Limit = 100,
     cursor: Annotated[
         str | None,
-        Query(max_length=500, pattern=NO_NUL, description="next_cursor of the previous page"),
+        Query(
+            max_length=36,
+            pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            description="next_cursor of the previous page (a migration id)",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Migrations from the current-state view (it may lag writes by a moment)."""

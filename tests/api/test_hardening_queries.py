@@ -272,3 +272,9 @@ class TestPartnerScope:
         schema = stocked.client.get("/openapi.json").json()
         for path in ("/v1/migrations", "/v1/audit", "/v1/audit/export"):
             assert "403 `partner_scope`" in _param(schema, path, "partner_id")["description"]
+
+
+def test_a_cursor_that_no_page_returned_is_422(api):
+    for cursor in ("garbage", "AAAA", "0" * 36):
+        response = api.get("admin_a", "/v1/migrations", params={"cursor": cursor})
+        assert response.status_code == 422, (cursor, response.text)
