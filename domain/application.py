@@ -116,6 +116,9 @@ class Tracker(Application[UUID]):
         # table lock): queueing this process's writers here is fairer and much cheaper than
         # letting them retry the database lock with back-off sleeps.
         self._write_lock = threading.Lock()
+        # One of these per migration id (striped): this process's writers of a migration
+        # decide one at a time in `execute`, so they never collide with each other.
+        self._execute_stripes = tuple(threading.RLock() for _ in range(64))
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, plus the stream link of every migration event (domain.chain).
@@ -224,9 +227,7 @@ class Tracker(Application[UUID]):
         # This process's writers of one migration load, decide and save one at a time (as
         # _write_lock queues their inserts), so they never collide with each other: conflicts
         # come from other processes, or from a stale expected_version.
-        stripes = self.__dict__.get("_execute_stripes") or self.__dict__.setdefault(
-            "_execute_stripes", tuple(threading.RLock() for _ in range(64))
-        )
+        stripes = self._execute_stripes
         retries = 10
         collided: VersionConflict | None = None
         decided_on = -1

@@ -111,7 +111,7 @@ def _may_complete(state: MigrationState, event_class: type[Migration.Event]) -> 
         state.closed is None
         and event_class.MAY_COMPLETE
         and state.accepted_at is not None
-        and (bool(state.replacements) or event_class.wire_name() == "subscription_provisioned")
+        and (bool(state.replacements) or event_class is events.SubscriptionProvisioned)
     )
 
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.state import MigrationState, Original, Replacement
 from domain.vocabulary import parse
 
@@ -116,6 +116,18 @@ def subscription_ids(f: Fields, name: str) -> list[str]:
 
 
 # -- looking things up in the state ------------------------------------------------------
+def new_subscription_id(state: MigrationState, f: Fields) -> str:
+    """The command's `subscription_id`, refused if an original or a replacement has it."""
+    subscription_id = text(f, "subscription_id")
+    if subscription_id in state.originals or subscription_id in state.replacements:
+        raise Conflict(
+            "duplicate_subscription",
+            f"subscription {subscription_id!r} is already recorded",
+            subscription_id=subscription_id,
+        )
+    return subscription_id
+
+
 def original(state: MigrationState, subscription_id: str) -> Original:
     try:
         return state.originals[subscription_id]

@@ -65,7 +65,7 @@ class Ingestor:
         ctx = Context(
             PRINCIPAL, Role.SYSTEM, correlation_id, received.resource_change_utc, partner_id
         )
-        return self._apply(partner_id, received, body_sha256, migration_id, command, ctx)
+        return self._apply(key, partner_id, received, body_sha256, migration_id, command, ctx)
 
     def match(
         self, notification_id: UUID, migration_id: UUID, ctx: Context, tenant_guid: str
@@ -205,6 +205,7 @@ class Ingestor:
 
     def _apply(
         self,
+        key: UUID,
         partner_id: str,
         received: Received,
         body_sha256: str,
@@ -212,8 +213,11 @@ class Ingestor:
         command: Command,
         ctx: Context,
     ) -> tuple[IngestedNotification, bool]:
+        made: list[IngestedNotification] = []
+
         def applied(migration: Any) -> list[Any]:
-            return [
+            # Made again on each attempt of `execute`: the last one made is the one saved.
+            made.append(
                 IngestedNotification.log(
                     partner_id,
                     received,
@@ -222,7 +226,8 @@ class Ingestor:
                     migration_id=migration_id,
                     migration_version=migration.version,
                 )
-            ]
+            )
+            return [made[-1]]
 
         try:
             with self.tracker.attaching(applied):
@@ -230,9 +235,6 @@ class Ingestor:
         except VersionConflict:
             # The record collided with a concurrent delivery of the same notification (or the
             # migration changed meanwhile): answer as the first delivery was answered.
-            key = IngestedNotification.key(
-                partner_id, received.event_name, received.resource_uri, received.resource_change_utc
-            )
             first = self._find(key)
             if first is not None:
                 return first, False
@@ -248,14 +250,7 @@ class Ingestor:
                 refusal=refusal.code,
             )
             return self._save_alone(record)
-        logged = self._find(
-            IngestedNotification.key(
-                partner_id, received.event_name, received.resource_uri, received.resource_change_utc
-            )
-        )
-        if logged is None:  # the save above stored it in the same transaction
-            raise NotFound("notification_not_found", "the applied notification was not logged")
-        return logged, True
+        return made[-1], True
 
     @staticmethod
     def _matched(record: IngestedNotification, ctx: Context, migration: Any) -> list[Any]:

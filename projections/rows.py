@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain.migration import Migration, event_type
+from domain.migration import TOPIC_PREFIX, Migration, event_type
 from domain.rules import DATE_NAMES, risk_dates, standing_risks
 from domain.state import STATE_FORMAT, MigrationState
 from domain.vocabulary import OriginalStatus
 
-MIGRATION_TOPIC_PREFIX = "csp_tracker.migration:"
+MIGRATION_TOPIC_PREFIX = TOPIC_PREFIX
 GENESIS_HASH = "0" * 64
 # Event attributes that are audit columns (or library bookkeeping), not payload.
 _NOT_PAYLOAD = frozenset(

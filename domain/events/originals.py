@@ -72,13 +72,7 @@ class OriginalSubscriptionRecorded(Migration.Event):
     def decide(
         cls, state: MigrationState, c: Mapping[str, Any], at: datetime, offers: Catalogue
     ) -> dict[str, Any]:
-        subscription_id = f.text(c, "subscription_id")
-        if subscription_id in state.originals or subscription_id in state.replacements:
-            raise Conflict(
-                "duplicate_subscription",
-                f"subscription {subscription_id!r} is already recorded",
-                subscription_id=subscription_id,
-            )
+        subscription_id = f.new_subscription_id(state, c)
         offer_id = f.text(c, "offer_id")
         return {
             "subscription_id": subscription_id,

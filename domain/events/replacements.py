@@ -49,13 +49,7 @@ class SubscriptionProvisioned(Migration.Event):
                 "the customer had not accepted the reseller relationship by then",
                 accepted_at=None if state.accepted_at is None else state.accepted_at.isoformat(),
             )
-        subscription_id = f.text(c, "subscription_id")
-        if subscription_id in state.originals or subscription_id in state.replacements:
-            raise Conflict(
-                "duplicate_subscription",
-                f"subscription {subscription_id!r} is already recorded",
-                subscription_id=subscription_id,
-            )
+        subscription_id = f.new_subscription_id(state, c)
         replaced = [f.original(state, s) for s in f.subscription_ids(c, "replaces")]
         offer_id = f.text(c, "offer_id")
         for o in replaced:
