@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint bench clean
+.PHONY: install serve test lint bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: install
 	$(BIN)/python -m bench.append_http
 	$(BIN)/python -m bench.read_side
 	$(BIN)/python -m bench.time_travel
+
+## Full-page PNGs of every web page (demo data, headless Chromium) into docs/screenshots/.
+screenshots: install
+	$(BIN)/python -m tests.browser.screenshots
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

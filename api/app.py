@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-from api import errors
+from api import errors, web
 from api.body import BodyGuard
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
@@ -62,6 +62,9 @@ def create_app(
         # Operation ids are the route functions' names (`record_event`, `list_migrations`),
         # so generated clients read well; they are unique (tests/api/test_openapi.py).
         generate_unique_id_function=lambda route: route.name,
+        # /docs is served from vendored files (api/web/docs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Parameters as the server reads them (_tidy_parameters).
     original_openapi = app.openapi
@@ -79,9 +82,10 @@ def create_app(
     app.state.keys = KeyCache()
     app.state.read_side = None
     app.state.heads = None
-    errors.register(app)
+    errors.register(app, error_page=web.error_page)
     for module in (migrations, audit, ledger, ingest, dashboard, deadlines, health):
         app.include_router(module.router)
+    web.install(app, settings.session_key)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -47,6 +47,7 @@ _SETTING_OPTIONS = [
         "seconds to wait for a PostgreSQL connection",
     ),
     ("--ledger-key", "ledger_key", str, "the ledger's Ed25519 signing key file"),
+    ("--session-key", "session_key", str, "the web pages' session secret file"),
 ]
 # The commands that may create a store; every other one refuses a SQLite file that is missing.
 # (command, subcommand): the folder a command runs in must not silently get an empty store.
@@ -269,6 +270,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}"
 
     _announce_key(settings)
+    if settings.session_key is None:
+        # Sessions of the web pages outlive a restart: their secret is a file, like the key.
+        settings = settings.model_copy(update={"session_key": SESSION_KEY_FILE})
 
     def on_start(tracker: Tracker) -> None:
         if settings.demo_on_empty and store_is_empty(tracker):
@@ -280,6 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
         print(f"OpenAPI docs: {url}/docs", flush=True)
+        print(f"Dashboard: {url}/ (sign in with an API key)", flush=True)
 
     app = create_app(settings, on_start=on_start)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
@@ -304,6 +309,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         result = read_side.rebuild(args.view, progress=_progress(args.view or "all views"))
     print(json.dumps(result, default=str))
     return 0
+
+
+SESSION_KEY_FILE = Path("csp-tracker-session.key")
 
 
 def _announce_key(settings: Settings) -> None:

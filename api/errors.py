@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -31,7 +31,7 @@ import psycopg_pool
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -167,18 +167,32 @@ def _allowed_methods(request: Request) -> list[str]:
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def register(app: FastAPI) -> None:
+ErrorPage = Callable[[Request, int, str, str], Response | None]
+
+
+def register(app: FastAPI, error_page: ErrorPage | None = None) -> None:
+    """The handlers; `error_page(request, status, code, message)` may answer a browser's
+    request for a page with HTML instead (None from it: the JSON shape)."""
+
+    def as_page(request: Request, status: int, code: str, message: str) -> Response | None:
+        return None if error_page is None else error_page(request, status, code, message)
+
     @app.exception_handler(DomainError)
-    def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        return error_response(status_of(exc), exc.code, exc.message, _jsonable(exc.details))
+    def domain_error(request: Request, exc: DomainError) -> Response:
+        status = status_of(exc)
+        if (shown := as_page(request, status, exc.code, exc.message)) is not None:
+            return shown
+        return error_response(status, exc.code, exc.message, _jsonable(exc.details))
 
     @app.exception_handler(ApiError)
-    def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    def api_error(request: Request, exc: ApiError) -> Response:
+        if (shown := as_page(request, exc.status, exc.code, exc.message)) is not None:
+            return shown
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return error_response(exc.status, exc.code, exc.message, _jsonable(exc.details), headers)
 
     @app.exception_handler(RequestValidationError)
-    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    def validation_error(request: Request, exc: RequestValidationError) -> Response:
         # Bounded whatever the body: the first MAX_ERRORS errors, each echo of the client's
         # input (a field name in `loc`, a message quoting a value) cut to MAX_ECHO characters;
         # `count` is how many there were in all.
@@ -193,17 +207,19 @@ def register(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
+        message = _clip(f"{where}: {first['msg']}", 2 * MAX_ECHO)
+        if (shown := as_page(request, 422, "validation_error", message)) is not None:
+            return shown
         return error_response(
-            422,
-            "validation_error",
-            _clip(f"{where}: {first['msg']}", 2 * MAX_ECHO),
-            {"errors": errors, "count": len(found)},
+            422, "validation_error", message, {"errors": errors, "count": len(found)}
         )
 
     @app.exception_handler(StarletteHTTPException)
-    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         names = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
         code = names.get(exc.status_code, "http_error")
+        if (shown := as_page(request, exc.status_code, code, str(exc.detail))) is not None:
+            return shown
         headers = exc.headers
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             # FastAPI names the methods of the first route of the path only; a path served by
@@ -214,11 +230,17 @@ def register(app: FastAPI) -> None:
     for exc_class in STORE_ERRORS:
 
         @app.exception_handler(exc_class)
-        def store_error(request: Request, exc: Exception) -> JSONResponse:
+        def store_error(request: Request, exc: Exception) -> Response:
             log.warning("store unavailable: %s", exc)
-            return error_response(503, "store_unavailable", "the event store is unreachable")
+            message = "the event store is unreachable"
+            if (shown := as_page(request, 503, "store_unavailable", message)) is not None:
+                return shown
+            return error_response(503, "store_unavailable", message)
 
     @app.exception_handler(Exception)
-    def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
-        return error_response(500, "internal_error", "an unexpected error occurred")
+        message = "an unexpected error occurred"
+        if (shown := as_page(request, 500, "internal_error", message)) is not None:
+            return shown
+        return error_response(500, "internal_error", message)

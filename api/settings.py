@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     ledger_key: Path = Path("csp-tracker-ledger.key")
     ledger_head_every: int = Field(1000, ge=1)
     ledger_head_seconds: float = Field(60.0, gt=0)
+    # The web pages' session secret: a file every serving process reads (`serve` creates
+    # csp-tracker-session.key when unset). Unset in an app built without it: a secret made
+    # per process, so sessions end when it stops.
+    session_key: Path | None = None
     # Partner Center notifications changed longer ago than this are refused (replays).
     ingest_window_hours: float = Field(24.0, gt=0)
 

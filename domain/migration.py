@@ -64,6 +64,9 @@ class Migration(Aggregate):
         # May its business time precede the relationship request? Only facts about what the
         # customer held before (its originals).
         BEFORE_REQUEST: ClassVar[bool] = False
+        # Which of the seed's four steps it belongs to (1 request, 2 accept and provision,
+        # 3 the originals end, 4 carry on); 0: any step (a note).
+        STEP: ClassVar[int] = 0
 
         @classmethod
         def wire_name(cls) -> str:
@@ -91,6 +94,7 @@ class Migration(Aggregate):
 
         TOPIC = TOPIC_PREFIX + "relationship_requested"
         ROLES = roles.SALES
+        STEP = 1
         # Version 2: the Entra tenant id (`tenant_guid`) and the customer's country, if given.
         class_version = 2
         partner_id: str

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain import rules
+from domain import advice, rules
 from domain.state import MigrationState
 
 
@@ -29,6 +29,17 @@ def describe(
         "stage": state.stage,
         "version": version,
         "risks": rules.risks(state, now),
+        # What to do next, in plain words, most urgent first (domain.advice).
+        "next_actions": [
+            {
+                "kind": a.kind,
+                "text": a.text,
+                "due": None if a.due is None else a.due.isoformat(),
+                "subscription_id": a.subscription_id,
+                "urgent": a.urgent,
+            }
+            for a in advice.next_actions(state, now)
+        ],
         "licenses": {
             "original": state.original_licenses,
             "provisioned": state.provisioned_licenses,

@@ -280,10 +280,20 @@ def verify_audit_trail(
 ) -> dict[str, Any]:
     """Auditors only: verify the store itself (stream links, the ledger against every signed
     head, snapshots), then the audit view against it; `ok` means every item was checked."""
-    if principal.role != AUDITOR or principal.partner_id is not None:
+    if not may_verify(principal):
         raise ApiError(403, "auditor_only", "verification covers every partner: auditors only")
-    heads = request.app.state.heads
+    return verification(request.app.state.heads, read_side)
+
+
+def may_verify(principal: Principal) -> bool:
+    return principal.role == AUDITOR and principal.partner_id is None
+
+
+def verification(heads: Any, read_side: Any) -> dict[str, Any]:
+    """The full verification (`ReadSide.verify`) with this server's key, and against the
+    signer's own record of its last head, as `csp-tracker verify` does."""
     if heads is None:
-        return read_side.verify(None)
-    # Also against the signer's own record of its last head, as `csp-tracker verify` does.
-    return read_side.verify(heads.signer.public_key, heads.signer.last_head())
+        return read_side.verify(None)  # type: ignore[no-any-return]
+    return read_side.verify(  # type: ignore[no-any-return]
+        heads.signer.public_key, heads.signer.last_head()
+    )

@@ -3,7 +3,7 @@ as an iCalendar feed people can subscribe to from their calendar."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -109,9 +109,15 @@ def deadlines_calendar(
     within_days: WithinDays = 90,
     kind: Kinds = None,
 ) -> Response:
-    """The same deadlines as an iCalendar feed (RFC 5545): one all-day event per item."""
+    """The same deadlines as an iCalendar feed (RFC 5545): one all-day event per item, each
+    linking to its migration's page."""
     items = _items(principal, queries, partner_id, within_days, kind)
-    stamp = queries.app.clock().strftime("%Y%m%dT%H%M%SZ")
+    return calendar_response(items, queries.app.clock(), str(request.base_url))
+
+
+def calendar_response(items: list[dict[str, Any]], now: datetime, base_url: str) -> Response:
+    """Deadline items as an iCalendar body (RFC 5545)."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -123,7 +129,7 @@ def deadlines_calendar(
         day = date.fromisoformat(item["date"])
         about = item.get("subscription_id") or item.get("relationship_id") or ""
         uid = f"{item['migration_id']}-{item['kind']}-{about}-{item['date']}@csp-tracker"
-        link = f"{str(request.base_url).rstrip('/')}/v1/migrations/{item['migration_id']}"
+        link = f"{base_url.rstrip('/')}/migrations/{item['migration_id']}"
         lines += [
             "BEGIN:VEVENT",
             f"UID:{_text(uid)}",

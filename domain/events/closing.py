@@ -24,6 +24,7 @@ class CreditRequested(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "credit_requested"
     ROLES = roles.BILLING | {Role.CUSTOMER}
+    STEP = 3
     AFTER_COMPLETION = True
     subscription_id: str
     requested_by: str
@@ -61,6 +62,7 @@ class CreditResolved(Migration.Event):
     MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "credit_resolved"
     ROLES = roles.BILLING
+    STEP = 3
     AFTER_COMPLETION = True
     subscription_id: str
     outcome: str
@@ -127,6 +129,7 @@ class MigrationAbandoned(Migration.Event):
     MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "migration_abandoned"
     ROLES = roles.PARTNER
+    STEP = 4
     reason: str
 
     @classmethod
@@ -147,6 +150,7 @@ class MigrationCompleted(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "migration_completed"
     ROLES = roles.SYSTEM_ONLY
+    STEP = 4
 
     @classmethod
     def decide(

@@ -47,6 +47,7 @@ class OriginalSubscriptionRecorded(Migration.Event):
     BEFORE_REQUEST = True
     TOPIC = TOPIC_PREFIX + "original_subscription_recorded"
     ROLES = roles.SALES
+    STEP = 1
     # Version 2 added auto_renew (originals renew unless the customer turned it off);
     # version 3 the offer family it is compared in, decided from the offer catalogue.
     class_version = 3
@@ -108,6 +109,7 @@ class OriginalCorrected(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "original_corrected"
     ROLES = roles.ADMIN_ONLY
+    STEP = 1
     subscription_id: str
     reason: str
     licenses: int | None
@@ -162,6 +164,7 @@ class OriginalExcluded(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "original_excluded"
     ROLES = roles.SALES
+    STEP = 1
     subscription_id: str
     reason: str
 
@@ -202,6 +205,7 @@ class OriginalAutoRenewDisabled(Migration.Event):
     MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "original_auto_renew_disabled"
     ROLES = roles.CUSTOMER_OBSERVED
+    STEP = 3
     subscription_id: str
 
     @classmethod
@@ -224,6 +228,7 @@ class OriginalSubscriptionRenewed(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "original_subscription_renewed"
     ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY
+    STEP = 3
     subscription_id: str
     term_end: date
 
@@ -250,6 +255,7 @@ class OfferRetired(Migration.Event):
     MAY_COMPLETE = False
     TOPIC = TOPIC_PREFIX + "offer_retired"
     ROLES = roles.PARTNER
+    STEP = 2
     subscription_id: str
 
     @classmethod
@@ -270,6 +276,7 @@ class OriginalSubscriptionExpired(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "original_subscription_expired"
     ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY
+    STEP = 3
     subscription_id: str
 
     @classmethod
@@ -298,6 +305,7 @@ class OriginalSubscriptionCancelled(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "original_subscription_cancelled"
     ROLES = roles.CUSTOMER_OBSERVED
+    STEP = 3
     subscription_id: str
     cancelled_by: str
 

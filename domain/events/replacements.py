@@ -21,6 +21,7 @@ class SubscriptionProvisioned(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "subscription_provisioned"
     ROLES = roles.SALES
+    STEP = 2
     # Version 2: `replaces` is a list; the family and the need to reassign licenses are decided
     # (from the offer catalogue) when provisioned.
     class_version = 2
@@ -119,6 +120,7 @@ class SubscriptionProvisioned(Migration.Event):
 class LicensesReassigned(Migration.Event):
     TOPIC = TOPIC_PREFIX + "licenses_reassigned"
     ROLES = roles.CUSTOMER_OBSERVED
+    STEP = 2
     subscription_id: str
 
     @classmethod
@@ -149,6 +151,7 @@ class LicensesChanged(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "licenses_changed"
     ROLES = roles.PARTNER
+    STEP = 2
     subscription_id: str
     licenses: int
 
@@ -196,6 +199,7 @@ class LicenseReductionAccepted(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "license_reduction_accepted"
     ROLES = roles.ADMIN_ONLY
+    STEP = 2
     offer_id: str
     family: str
     licenses: int

@@ -29,6 +29,7 @@ class InvitationAccepted(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "invitation_accepted"
     ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY  # system: Partner Center's webhook
+    STEP = 2
     # Version 2: the Entra tenant id, when it becomes known at acceptance.
     class_version = 2
     accepted_by: str
@@ -68,6 +69,7 @@ class AdminAccessGranted(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "admin_access_granted"
     ROLES = roles.PARTNER | roles.SYSTEM_ONLY
+    STEP = 2
     # Version 2: relationships are named (several GDAP relationships may be live at once).
     class_version = 2
     kind: str
@@ -130,6 +132,7 @@ class AdminAccessRemoved(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "admin_access_removed"
     ROLES = roles.CUSTOMER_OBSERVED | roles.SYSTEM_ONLY
+    STEP = 2
     class_version = 2
     relationship_id: str | None
 
@@ -166,6 +169,7 @@ class TenantIdentified(Migration.Event):
 
     TOPIC = TOPIC_PREFIX + "tenant_identified"
     ROLES = roles.ADMIN_ONLY | roles.SYSTEM_ONLY
+    STEP = 1
     MAY_COMPLETE = False
     tenant_guid: str
 

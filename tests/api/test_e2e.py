@@ -6,87 +6,20 @@ import collections
 import csv
 import io
 import itertools
-import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.server import free_port, settings_env
 from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED
-
-START_TIMEOUT = 30.0
-
-
-class Server:
-    def __init__(self, url: str, output: Path, env: dict[str, str]) -> None:
-        self.url, self.output, self.env = url, output, env
-
-    def keys(self) -> dict[str, str]:
-        return dict(re.findall(r"^\s+(demo-\S+)\s+(csp_\S+)$", self.output.read_text(), re.M))
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+from tests.server import Server, serving
 
 
 @pytest.fixture
 def server(store_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    env = {**os.environ, **settings_env(store_env), "PYTHONUNBUFFERED": "1"}
-    output = tmp_path / "serve.out"
-    with output.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited early:\n{output.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not start:\n{output.read_text()}")
-            time.sleep(0.2)
-        yield Server(url, output, env)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_ready(client: httpx.Client) -> None:
-    """Until /readyz is 200 and every view has caught up with the store."""
-    deadline = time.monotonic() + 30
-    while True:
-        response = client.get("/readyz")
-        if response.status_code == 200 and not any(
-            v["lag"] for v in response.json()["views"].values()
-        ):
-            return
-        assert time.monotonic() < deadline, response.text
-        time.sleep(0.1)
+    with serving(store_env, tmp_path / "server") as served:
+        yield served
 
 
 class TestAServedTracker:
@@ -96,7 +29,7 @@ class TestAServedTracker:
         assert {"demo-fabrikam-account", "demo-auditor"} <= set(keys)
         auditor = {"Authorization": f"Bearer {keys['demo-auditor']}"}
         with httpx.Client(base_url=server.url, headers=auditor, timeout=10) as client:
-            _wait_ready(client)
+            server.wait_ready()
             summary = client.get("/v1/dashboard/summary").json()
             assert summary["overall"]["migrations"] >= 30
             assert all(summary["overall"]["stages"].values())
@@ -135,7 +68,7 @@ class TestAServedTracker:
                 headers={"If-Match": "1"},
             )
             assert stale.status_code == 412
-            _wait_ready(client)
+            server.wait_ready()
             rows = client.get(f"/v1/migrations/{migration_id}/history").json()["items"]
             assert rows[-1]["event_type"] == "migration_completed"
             with client.stream("GET", "/v1/audit/export", params={"format": "csv"}) as export:
@@ -159,7 +92,7 @@ class TestAServedTracker:
         a = {"Authorization": f"Bearer {keys['demo-fabrikam-account']}"}
         b = {"Authorization": f"Bearer {keys['demo-northwind-account']}"}
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            _wait_ready(client)
+            server.wait_ready()
             mine = client.get("/v1/migrations", headers=a).json()["items"][0]["id"]
             assert client.get(f"/v1/migrations/{mine}", headers=b).status_code == 404
             assert client.get("/v1/migrations").status_code == 401
