@@ -17,7 +17,7 @@ from api.routes import audit, dashboard, deadlines, health, ingest, ledger, migr
 from api.schemas import NO_NUL
 from api.settings import Settings
 from domain.application import Tracker
-from projections import ReadSide
+from projections import ReadSide, startup_lock
 
 
 def create_app(
@@ -34,18 +34,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tracker = Tracker(env=env)
-        tracker.on_saved.append(metrics.on_saved)
         heads = settings.head_policy()
         app.state.heads = heads
-        read_side = ReadSide(tracker, env, heads=heads)
+        # Several processes may start on one PostgreSQL schema at once: build in turn.
+        with startup_lock(env, Tracker.name):
+            tracker = Tracker(env=env)
+            try:
+                read_side = ReadSide(tracker, env, heads=heads)
+            except BaseException:
+                tracker.close()
+                raise
+        tracker.on_saved.append(metrics.on_saved)
         app.state.tracker = tracker
         app.state.read_side = read_side
         try:
             if on_start is not None:
                 on_start(tracker)
             if settings.run_projections:
-                read_side.start()
+                read_side.start()  # active, or a standby if another process's projector is
             yield
         finally:
             read_side.close()  # stops the projector if running, closes the views' pool

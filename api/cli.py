@@ -178,7 +178,11 @@ def _version() -> str:
 
 @contextmanager
 def _tracker(args: argparse.Namespace) -> Iterator[Tracker]:
-    tracker = Tracker(env=_settings(args).eventsourcing_env())
+    from projections import startup_lock
+
+    env = _settings(args).eventsourcing_env()
+    with startup_lock(env, Tracker.name):  # its tables may be created now: one process at a time
+        tracker = Tracker(env=env)
     try:
         yield tracker
     finally:
@@ -187,19 +191,24 @@ def _tracker(args: argparse.Namespace) -> Iterator[Tracker]:
 
 @contextmanager
 def _read_side(args: argparse.Namespace) -> Iterator[Any]:
-    from projections import ReadSide
+    from projections import ReadSide, startup_lock
 
     settings = _settings(args)
     env = settings.eventsourcing_env()
-    tracker = Tracker(env=env)
-    read_side = None
+    batch = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) else {}
+    # Tables may be created now (two `project` processes started together on a fresh schema):
+    # one process at a time.
+    with startup_lock(env, Tracker.name):
+        tracker = Tracker(env=env)
+        try:
+            read_side = ReadSide(tracker, env, heads=settings.head_policy(), **batch)
+        except BaseException:
+            tracker.close()
+            raise
     try:
-        batch = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) else {}
-        read_side = ReadSide(tracker, env, heads=settings.head_policy(), **batch)
         yield read_side
     finally:
-        if read_side is not None:
-            read_side.close()
+        read_side.close()
         tracker.close()
 
 
@@ -300,7 +309,9 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def cmd_lag(args: argparse.Namespace) -> int:
     with _read_side(args) as read_side:
-        print(json.dumps(read_side.lag()))
+        # This command runs no projector ("role": "off"); on PostgreSQL, "active" names the
+        # session of the process whose projector is active (null: none is).
+        print(json.dumps({**read_side.lag(), "projector": read_side.projector()}))
     return 0
 
 
@@ -532,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--batch-size", **batch_size)
     rebuild.set_defaults(run=cmd_rebuild)
     lag = sub.add_parser(
-        "lag", parents=[common], help="each view's position, the store's head and the lag, JSON"
+        "lag",
+        parents=[common],
+        help="each view's position, the store's head and the lag, and the active projector, JSON",
     )
     lag.set_defaults(run=cmd_lag)
     ledger_cli.add_commands(sub, common)

@@ -43,6 +43,11 @@ class Metrics:
             ["view"],
             registry=self.registry,
         )
+        self.projector_active = Gauge(
+            "csp_projector_active",
+            "1 while this process's projector is the active one of its schema, else 0",
+            registry=self.registry,
+        )
 
     def on_saved(self, recordings: list[Recording]) -> None:
         for recording in recordings:
@@ -53,6 +58,7 @@ class Metrics:
         if read_side is None:
             return
         try:
+            self.projector_active.set(1 if read_side.role() == "active" else 0)
             for view, lag in read_side.lag().items():
                 self.lag.labels(view).set(lag["lag"])
         except Exception:  # metrics must not fail a scrape

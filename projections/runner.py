@@ -142,6 +142,7 @@ class Runner:
         if self._threads:
             return
         self.stopping.clear()
+        self._position = None  # re-read: another process may have moved it meanwhile
         self._threads = [threading.Thread(target=self.follow, name="projector", daemon=True)]
         if isinstance(self.app.recorder, PostgresApplicationRecorder):
             self._threads.append(

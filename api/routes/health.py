@@ -30,8 +30,9 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> Any:
     """The store answers and no view lags more than the configured maximum.
 
-    The body holds the status and each view's lag only (`{"views": {name: {"lag": n}}}`):
-    no store head, position or count, which are global figures and this route is open.
+    The body holds the status, each view's lag (`{"views": {name: {"lag": n}}}`) and this
+    process's projector (`"projector": "active" | "standby" | "off"`) only: no store head,
+    position or count, which are global figures and this route is open.
     """
     state = request.app.state
     try:
@@ -41,14 +42,15 @@ def readyz(request: Request) -> Any:
     if state.read_side is None:
         return error_response(503, "read_side_unavailable", "the read side is not running")
     views = {v: {"lag": x["lag"]} for v, x in state.read_side.lag().items()}
+    projector = state.read_side.role()
     if any(x["lag"] > state.settings.max_lag for x in views.values()):
         return error_response(
             503,
             "not_ready",
             "a view lags too far behind the store",
-            {"views": views, "max_lag": state.settings.max_lag},
+            {"views": views, "max_lag": state.settings.max_lag, "projector": projector},
         )
-    return JSONResponse({"status": "ready", "views": views})
+    return JSONResponse({"status": "ready", "views": views, "projector": projector})
 
 
 @router.get(

@@ -184,10 +184,14 @@ class TestOneCli:
         code, out, _ = cli("lag")
         assert code == 0
         lag = json.loads(out)
-        assert set(lag) == set(VIEWS)
-        for view in lag.values():
-            assert view["head"] > 200
-            assert view["lag"] == view["head"] - view["position"] == 0
+        assert set(lag) == {*VIEWS, "projector"}
+        for name in VIEWS:
+            assert lag[name]["head"] > 200
+            assert lag[name]["lag"] == lag[name]["head"] - lag[name]["position"] == 0
+        # This command projects nothing itself; on PostgreSQL it names the active projector's
+        # session, and none runs here.
+        assert lag["projector"]["role"] == "off"
+        assert lag["projector"].get("active") is None
 
     def test_empty_lists_have_a_header_and_say_they_are_empty(self, cli):  # noqa: F811
         assert cli("keys", "create", "--name", "a", "--role", "auditor")[0] == 0
@@ -259,7 +263,7 @@ class TestPythonMProjectionsIsAnAlias:
         env = {**clean_environ(), **settings_env(store_env)}
         done = alias(env, "lag")
         assert done.returncode == 0, done.stderr
-        assert set(json.loads(done.stdout)) == set(VIEWS)
+        assert set(json.loads(done.stdout)) == {*VIEWS, "projector"}
         done = alias(env, "--version")
         assert (done.returncode, done.stdout) == (0, f"csp-tracker {version('csp-tracker')}\n")
 

@@ -102,8 +102,9 @@ class TestReadyz:
         response = api.client.get("/readyz")
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"status", "views"}
+        assert set(body) == {"status", "views", "projector"}
         assert body["status"] == "ready"
+        assert body["projector"] == "active"  # the only process on this store
         assert set(body["views"]) == {"migrations", "audit", "summary", "ledger"}
         assert all(view == {"lag": 0} for view in body["views"].values())
 
@@ -115,7 +116,8 @@ class TestReadyz:
             response = lagging.client.get("/readyz")
             assert response.status_code == 503
             details = response.json()["details"]
-            assert set(details) == {"views", "max_lag"}
+            assert set(details) == {"views", "max_lag", "projector"}
+            assert details["projector"] == "off"  # run_projections=False
             assert all(set(view) == {"lag"} for view in details["views"].values())
             assert details["views"]["audit"]["lag"] > 0
 

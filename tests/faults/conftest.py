@@ -50,6 +50,14 @@ def keys(store_env: dict[str, str]) -> Keys:
     return prepare_store(store_env)
 
 
+@pytest.fixture
+def postgres_only(store_env: dict[str, str]) -> dict[str, str]:
+    """The PostgreSQL half of `store_env` (the SQLite half skips: a PostgreSQL-only fault)."""
+    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        pytest.skip("a PostgreSQL fault: SQLite is one process per file")
+    return store_env
+
+
 def client(url: str, keys: Keys, connections: int = 32) -> httpx.Client:
     """A thread-safe client with enough connections for every writer at once."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)

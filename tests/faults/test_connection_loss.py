@@ -55,13 +55,6 @@ def backends(application_name: str) -> int:
 
 
 @pytest.fixture
-def postgres_only(store_env: dict[str, str]) -> dict[str, str]:
-    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
-        pytest.skip("dropping connections is a PostgreSQL fault")
-    return store_env
-
-
-@pytest.fixture
 def served(
     postgres_only: dict[str, str], keys: Keys, tmp_path: Path
 ) -> Iterator[tuple[httpx.Client, str, Path]]:
