@@ -149,6 +149,11 @@ def risks(state: MigrationState, now: datetime) -> list[str]:
 CREDIT_FOLLOW_UP = timedelta(days=14)
 
 
+# Deadlines that ask nothing once passed: the chance lapsed (a closed reduction window cannot
+# be used any more), so they are not listed as overdue.
+LAPSE_WHEN_PASSED = frozenset({"reduction_window_closes"})
+
+
 def _item(kind: str, day: date, what: str, **about: str) -> dict[str, str]:
     return {"kind": kind, "date": day.isoformat(), "what": what, **about}
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from domain.rules import HORIZONS_DAYS, deadlines, timed_bounds
+from domain.rules import HORIZONS_DAYS, LAPSE_WHEN_PASSED, deadlines, timed_bounds
 from domain.view import describe
 from domain.vocabulary import Stage
 from projections import rows
@@ -233,6 +233,8 @@ class Queries:
         for row in self.view.fetch_iter(sql, params):
             for item in deadlines(rows.load_state(row["state"])):
                 if not first <= item["date"] <= last:
+                    continue
+                if item["kind"] in LAPSE_WHEN_PASSED and item["date"] < today.isoformat():
                     continue
                 if kinds is not None and item["kind"] not in kinds:
                     continue

@@ -88,7 +88,8 @@ def list_deadlines(
     """Every dated obligation across the migrations, soonest first: auto-renew to turn off
     before a term end, access lost and data deleted after an unreplaced expiry, GDAP ends, the
     last day of a 7-day seat reduction window, credits unanswered for 14 days. Items overdue by
-    up to 30 days are included, marked `overdue`."""
+    up to 30 days are included, marked `overdue`, except a seat reduction window that has
+    closed: it asks nothing any more."""
     return {"items": _items(principal, queries, partner_id, within_days, kind)}
 
 

@@ -61,3 +61,33 @@ def test_the_calendar_feed_lists_the_same_items(api):
     starts = [line.split(":")[1] for line in unfolded.split("\r\n") if line.startswith("DTSTART")]
     assert starts == [i["date"].replace("-", "") for i in items]
     assert unfolded.count("BEGIN:VEVENT") == len(items) == 3
+
+
+def test_a_reduction_window_that_closed_is_not_listed_as_overdue(api):
+    """A closed window asks nothing any more (the seats can no longer be removed); an
+    unreplaced expiry's access loss, once passed, is still listed, marked overdue."""
+
+    def ago(days: int) -> str:
+        return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+    mid = api.new_migration(occurred_at=ago(40))["id"]
+    ended = (date.today() - timedelta(days=35)).isoformat()
+    events = [
+        {**ORIGINAL, "term_end": ended, "occurred_at": ago(39)},
+        {**ORIGINAL, "subscription_id": "orig-2", "occurred_at": ago(39)},
+        {**ACCEPTED, "occurred_at": ago(39)},
+        # Seats added 12 days ago: their 7-day reduction window closed 5 days ago.
+        {**PROVISIONED, "replaces": "orig-2", "subscription_id": "csp-2", "occurred_at": ago(12)},
+        {"type": "original_auto_renew_disabled", "subscription_id": "orig-1",
+         "occurred_at": ago(39)},
+        {"type": "original_subscription_expired", "subscription_id": "orig-1",
+         "occurred_at": ago(35)},
+    ]  # fmt: skip
+    for body in events:
+        response = api.event(mid, body)
+        assert response.status_code == 201, response.text
+    api.settle()
+    items = api.get("admin_a", "/v1/deadlines").json()["items"]
+    kinds = {i["kind"]: i["overdue"] for i in items}
+    assert "reduction_window_closes" not in kinds
+    assert kinds["access_lost"] is True
