@@ -288,12 +288,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _print_demo(tracker, load_demo(tracker))
         elif settings.demo_on_empty:
             print(
-                "The store holds data: no demo loaded, no keys printed "
-                "(make one with `csp-tracker keys create`).",
+                "The store holds data: no demo loaded, no keys printed. Make a key with "
+                "`.venv/bin/csp-tracker keys create --name NAME --role account_admin "
+                "--partner PARTNER` (or --role auditor without --partner).",
                 flush=True,
             )
         print(f"OpenAPI docs: {url}/docs", flush=True)
-        print(f"Dashboard: {url}/ (sign in with an API key)", flush=True)
+        print(f"Dashboard: {url}/ (sign in with an API key: a csp_… string above)", flush=True)
 
     app = create_app(settings, on_start=on_start)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)

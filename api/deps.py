@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -22,8 +23,9 @@ from domain.application import Tracker
 from domain.migration import Migration
 
 _CACHE_SECONDS = 5.0
-# Events after which cached keys are loaded again: a key revoked, or a new key issued.
-_KEY_TOPICS = [ApiKey.Revoked.TOPIC, ApiKey.Issued.TOPIC]
+# Events after which cached keys are loaded again: a key revoked, a new key issued, or a key's
+# web sessions ended (sign-out).
+_KEY_TOPICS = [ApiKey.Revoked.TOPIC, ApiKey.Issued.TOPIC, ApiKey.SessionsEnded.TOPIC]
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -33,6 +35,8 @@ class Principal:
     name: str
     role: str
     partner_id: str | None
+    # Web sessions of this key begun before this are over (it signed out).
+    sessions_ended_at: datetime | None = None
 
     @property
     def read_only(self) -> bool:
@@ -76,7 +80,15 @@ class KeyCache:
             return hit[2]
         key = authenticate(tracker, token)
         principal = (
-            None if key is None else Principal(key.key_id, key.name, key.role, key.partner_id)
+            None
+            if key is None
+            else Principal(
+                key.key_id,
+                key.name,
+                key.role,
+                key.partner_id,
+                getattr(key, "sessions_ended_at", None),  # keys snapshotted before it existed
+            )
         )
         with self._lock:
             if len(self._entries) > 10_000:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -52,12 +53,23 @@ class ApiKey(Aggregate):
         def apply(self, aggregate: ApiKey) -> None:
             aggregate.revoked = True
 
+    class SessionsEnded(Event):
+        """The key's holder signed out of the web pages: every session of this key begun
+        before `at` is over (a session cookie alone cannot be taken back)."""
+
+        TOPIC = "csp_tracker.access:sessions_ended"
+        at: datetime
+
+        def apply(self, aggregate: ApiKey) -> None:
+            aggregate.sessions_ended_at = self.at
+
     def __init__(self, name: str, role: str, partner_id: str | None, token_sha256: str) -> None:
         self.name = name
         self.role = role
         self.partner_id = partner_id
         self.token_sha256 = token_sha256
         self.revoked = False
+        self.sessions_ended_at: datetime | None = None
 
     @staticmethod
     def key(token_sha256: str) -> UUID:
@@ -157,6 +169,14 @@ def authenticate(app: Application[UUID], token: str) -> ApiKey | None:
     if not secrets.compare_digest(key.token_sha256, digest):
         return None
     return key
+
+
+def end_sessions(app: Application[UUID], token: str, at: datetime) -> None:
+    """End every web session of the key `token` begun before `at` (sign-out)."""
+    key = authenticate(app, token)
+    if key is not None:
+        key.trigger_event(ApiKey.SessionsEnded, at=at)
+        app.save(key)
 
 
 def list_keys(app: Application[UUID]) -> list[ApiKey]:

@@ -3,8 +3,9 @@ by when. A pure function of (state, now), like the risk flags of `domain.rules`,
 thresholds and helpers it uses: each action family is one small function below.
 
 An action is urgent when users' access, data or money are at risk now, or when it is overdue
-(its due date is before the day of `now`). `next_actions` lists urgent actions first, then the
-rest, each part by due date with undated actions last.
+(its due date is before the day of `now`). `next_actions` lists urgent actions first (an
+urgent one without a date, such as users without access, is due now and leads), then the rest,
+each part by due date with undated actions last.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ class Action:
 
 
 def next_actions(state: MigrationState, now: datetime) -> list[Action]:
-    """What the partner should do next, most urgent first (urgent ones first, then by due
-    date, undated last)."""
+    """What the partner should do next, most urgent first (urgent ones first, those due now
+    leading, then by due date, undated last)."""
     actions = [action for advise in _ADVISERS for action in advise(state, now)]
-    return sorted(actions, key=lambda a: (not a.urgent, a.due is None, a.due or date.min))
+    return sorted(actions, key=_order)
+
+
+def _order(a: Action) -> tuple[bool, bool, date]:
+    """Urgent first; an urgent action without a date is due now, so it leads; otherwise by due
+    date, undated actions last."""
+    if a.urgent and a.due is None:
+        return (False, False, date.min)
+    return (not a.urgent, a.due is None, a.due or date.min)
 
 
 Advice = Iterator[Action]

@@ -155,6 +155,7 @@ def _text(value: str) -> str:
         .replace(",", "\\,")
         .replace("\r\n", "\\n")
         .replace("\n", "\\n")
+        .replace("\r", "\\n")  # a lone CR too: some parsers end a line there
     )
 
 

@@ -8,7 +8,9 @@ data (static/), so nothing is fetched from the internet."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request
@@ -22,6 +24,19 @@ from api.web.session import SessionKeys
 STATIC = Path(__file__).parent / "static"
 
 
+class _HideCalendarAddresses(logging.Filter):
+    """The access log never shows a calendar address: it is a secret, like a key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args: Any = record.args
+        if isinstance(args, tuple) and len(args) > 2 and str(args[2]).startswith("/calendar/"):
+            record.args = (*args[:2], "/calendar/…", *args[3:])
+        return True
+
+
+_HIDE = _HideCalendarAddresses()
+
+
 def install(app: FastAPI, session_key: Path | None) -> None:
     """The pages, their static files and sign-in. `session_key`: the file of the session
     secret (None: a secret made for this process only)."""
@@ -31,6 +46,9 @@ def install(app: FastAPI, session_key: Path | None) -> None:
         else SessionKeys.from_file(session_key)
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    access_log = logging.getLogger("uvicorn.access")
+    if _HIDE not in access_log.filters:
+        access_log.addFilter(_HIDE)
     for module in (docs, auth, pipeline, deadlines, migrations, audit, calendar):
         app.include_router(module.router)
     auth.register(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ from api.web.session import (
     same_origin,
     set_cookie,
 )
-from domain.access import MAX_TOKEN_LENGTH
+from domain.access import end_sessions
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,8 +48,12 @@ def signed_in(request: Request) -> Principal:
     """The principal of the session cookie, checked as the API checks a key (a revoked key's
     session ends at once); also puts the session's CSRF token in the page context."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    token = _keys(request).open(cookie)
-    principal = None if token is None else _principal_of(request, token)
+    opened = _keys(request).open_with_time(cookie)
+    token, began = opened if opened is not None else ("", 0.0)
+    principal = _principal_of(request, token) if token else None
+    ended = None if principal is None else principal.sessions_ended_at
+    if ended is not None and began <= ended.timestamp():
+        principal = None  # signed out since: this session is over
     if principal is None or cookie is None:
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(back)
@@ -113,7 +118,7 @@ def signin_form(request: Request, next: str = "/pipeline") -> Response:
 @router.post("/signin")
 def signin(
     request: Request,
-    key: Annotated[str, Form(max_length=MAX_TOKEN_LENGTH + 10)] = "",
+    key: Annotated[str, Form()] = "",  # any length: a wrong key is "not valid", not a 422
     csrf: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/pipeline",
 ) -> Response:
@@ -127,14 +132,17 @@ def signin(
         return _signin_page(request, back_to, "That key is not valid (or it was revoked).")
     response = RedirectResponse(back_to, status_code=303)
     set_cookie(request, response, SESSION_COOKIE, _keys(request).seal(token), SESSION_HOURS * 3600)
-    response.delete_cookie(SIGNIN_COOKIE, path="/")
+    set_cookie(request, response, SIGNIN_COOKIE, "", max_age=0)
     return response
 
 
 @router.post("/signout")
 def signout(request: Request, principal: Writer) -> Response:
+    """Ends every session of this key, not only this browser's cookie: a copy of the cookie
+    is refused from now on too (the store records when; every process sees it)."""
+    end_sessions(request.app.state.tracker, request.state.token, datetime.now(UTC))
     response = RedirectResponse("/signin", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    set_cookie(request, response, SESSION_COOKIE, "", max_age=0)
     return response
 
 

@@ -14,10 +14,15 @@ _VENDOR = "/static/vendor/swagger-ui"
 
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url,
         title=f"{request.app.title} — API docs",
         swagger_js_url=f"{_VENDOR}/swagger-ui-bundle.js",
         swagger_css_url=f"{_VENDOR}/swagger-ui.css",
         swagger_favicon_url="/static/favicon.svg",
     )
+    # Swagger UI's page starts itself with an inline script, so the pages' policy does not
+    # fit it; it still may not be framed.
+    page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    page.headers["X-Content-Type-Options"] = "nosniff"
+    return page

@@ -115,7 +115,8 @@ def _migration_page(
     except ValueError:
         raise NotFound("migration_not_found", f"no migration {migration_id}") from None
     as_of = filters.read("as_of", QueryTime, "As of")
-    basis = filters.pick("basis", ("recorded", "business"), "Basis") or "recorded"
+    # People ask what had happened by a date; what the store knew then is the other reading.
+    basis = filters.pick("basis", ("business", "recorded"), "Basis") or "business"
     current = own_migration(tracker, mid, principal)
     now = tracker.clock()
     left_out: list[int] = []
@@ -125,14 +126,26 @@ def _migration_page(
         try:
             past = tracker.as_of(mid, as_of, basis)
         except NotFound:
-            filters.problems.append(f"As of: the migration did not exist yet on {as_of:%Y-%m-%d}")
+            hint = (
+                " (it was recorded later: choose 'What had happened by then')"
+                if basis == "recorded"
+                else ""
+            )
+            filters.problems.append(
+                f"As of: the migration did not exist yet on {as_of:%Y-%m-%d}{hint}"
+            )
             as_of = None
             state = api_render.state(current, now)
         else:
             state = api_render.described(past, now=as_of)
             left_out = state["left_out"]
     events = _timeline(request, mid, as_of, basis, left_out)
-    kinds = [t for t in HAND_RECORDED if principal.role in EVENTS[t].ROLES]
+    kinds = [
+        t
+        for t in HAND_RECORDED
+        if principal.role in EVENTS[t].ROLES
+        and (t != "licenses_reassigned" or current.state.replacements)
+    ]
     return page(
         request,
         "migration.html",
@@ -149,7 +162,10 @@ def _migration_page(
         pairs=_side_by_side(state),
         forms=[] if as_of is not None or principal.read_only else kinds,
         refusal=refusal,
-        recorded=request.query_params.get("recorded"),
+        recorded=recorded
+        if (recorded := request.query_params.get("recorded")) in HAND_RECORDED
+        else None,
+        admin_access_now=current.state.has_admin_access(now),
     )
 
 
@@ -243,13 +259,16 @@ def record(
         event = _EVENT_BODY.validate_json(json.dumps(body))
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:]) or "form"
-        return refused(422, "validation_error", f"{where}: {first['msg']}")
+        where = ".".join(str(p) for p in first["loc"][1:]).replace("_", " ")
+        message = str(first["msg"]).removeprefix("Value error, ")
+        return refused(422, "validation_error", f"{where}: {message}" if where else message)
+    if version and not (version.isdigit() and len(version) <= 18):
+        return refused(422, "invalid_version", "the page's version must be a whole number")
     try:
         mid = UUID(migration_id)
-        expected = int(version) if version.isdigit() else None
     except ValueError:
         raise NotFound("migration_not_found", f"no migration {migration_id}") from None
+    expected = int(version) if version else None
     tracker = request.app.state.tracker
     ctx = Context(
         principal.name,

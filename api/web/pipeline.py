@@ -21,7 +21,8 @@ router = APIRouter(include_in_schema=False)
 # The process in order; abandoned migrations are counted beside it, not in it.
 FUNNEL = [Stage.INVITED, Stage.ACCEPTED, Stage.PROVISIONING, Stage.PROVISIONED, Stage.COMPLETED]
 SEVERITY = {"critical": 0, "warning": 1}
-ATTENTION_ROWS = 12
+ATTENTION_ROWS = 15
+FLAGGED_LOOKUP = 100  # migrations looked at per flag
 
 
 def scoped_partner(principal: Any, request: Request) -> str | None:
@@ -68,7 +69,7 @@ def pipeline(request: Request, principal: Viewer) -> Response:
         )
         for days in HORIZONS_DAYS
     ]
-    attention = _needs_attention(queries, now, partner_id, [r for r, _ in risks])
+    attention, flagged = _needs_attention(queries, now, partner_id, [r for r, _ in risks])
     soon = queries.deadlines(now=now, partner_id=partner_id, within_days=7)
     return page(
         request,
@@ -86,9 +87,10 @@ def pipeline(request: Request, principal: Viewer) -> Response:
         license_bars=license_bars,
         ending=ending,
         attention=attention,
+        flagged=flagged,
         overdue=sum(1 for d in soon if d["overdue"]),
         due_week=sum(1 for d in soon if not d["overdue"]),
-        credits=counts["credits"],
+        credits_awaiting=_awaiting(counts["credits"]),
     )
 
 
@@ -98,13 +100,14 @@ def _only(partner_id: str | None, **filters: str) -> str:
 
 def _needs_attention(
     queries: Any, now: Any, partner_id: str | None, flagged: list[str]
-) -> list[dict[str, Any]]:
-    """Migrations with a risk flag, the one whose first action is most urgent and soonest
-    first: at most ATTENTION_ROWS, looked up flag by flag (each an indexed query)."""
+) -> tuple[list[dict[str, Any]], int]:
+    """The flagged migrations whose first action is most urgent (due now, then soonest) first:
+    at most ATTENTION_ROWS of them, and how many flagged migrations were found in all (up to
+    FLAGGED_LOOKUP per flag, each an indexed query)."""
     found: dict[str, dict[str, Any]] = {}
     for risk in flagged:
         items, _ = queries.list_migrations(
-            now=now, partner_id=partner_id, risk=Risk(risk).value, limit=ATTENTION_ROWS
+            now=now, partner_id=partner_id, risk=Risk(risk).value, limit=FLAGGED_LOOKUP
         )
         for item in items:
             found.setdefault(item["id"], item)
@@ -114,7 +117,12 @@ def _needs_attention(
         worst = min((SEVERITY[RISK_LABELS[r][1]] for r in item["risks"]), default=2)
         if first is None:
             return (1, worst, "9999-12-31", item["customer_name"])
-        return (0 if first["urgent"] else 1, worst, first["due"] or "9999-12-31",
-                item["customer_name"])  # fmt: skip
+        due = first["due"] or ("0000-00-00" if first["urgent"] else "9999-12-31")  # now
+        return (0 if first["urgent"] else 1, due, worst, item["customer_name"])
 
-    return sorted(found.values(), key=urgency)[:ATTENTION_ROWS]
+    return sorted(found.values(), key=urgency)[:ATTENTION_ROWS], len(found)
+
+
+def _awaiting(credits: dict[str, Any]) -> int:
+    """Credit requests billing support has not answered yet."""
+    return max(0, credits["requested"] - credits["granted"] - credits["denied"])

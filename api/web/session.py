@@ -57,21 +57,30 @@ class SessionKeys:
 
     # -- the session --------------------------------------------------------------------------
     def seal(self, token: str, now: float | None = None) -> str:
-        issued = int(time.time() if now is None else now)
-        return self._fernet.encrypt_at_time(f"{issued}{_SEP}{token}".encode(), issued).decode()
+        issued = time.time() if now is None else now
+        plain = f"{issued:.6f}{_SEP}{token}".encode()
+        return self._fernet.encrypt_at_time(plain, int(issued)).decode()
 
     def open(self, cookie: str | None, now: float | None = None) -> str | None:
         """The API key in a session cookie; None when absent, forged or older than
         SESSION_HOURS."""
+        opened = self.open_with_time(cookie, now)
+        return None if opened is None else opened[0]
+
+    def open_with_time(
+        self, cookie: str | None, now: float | None = None
+    ) -> tuple[str, float] | None:
+        """(API key, when the session began) of a session cookie; None as `open`."""
         if not cookie:
             return None
         try:
             at = int(time.time() if now is None else now)
             plain = self._fernet.decrypt_at_time(cookie.encode(), SESSION_HOURS * 3600, at)
+            issued, _, token = plain.decode().partition(_SEP)
+            began = float(issued)
         except (InvalidToken, ValueError):
             return None
-        _, _, token = plain.decode().partition(_SEP)
-        return token or None
+        return (token, began) if token else None
 
     # -- CSRF, and other values only this server can make ---------------------------------------
     def csrf_token(self, bound_to: str) -> str:

@@ -286,3 +286,41 @@ def test_every_risk_stage_and_deadline_kind_has_words_on_the_pages() -> None:
     assert set(RISK_LABELS) == {r.value for r in Risk}
     assert set(STAGE_LABELS) == {s.value for s in Stage}
     assert set(DEADLINE_LABELS) == set(get_args(Kind))
+
+
+def test_the_confirmation_names_only_what_a_form_records(api: Api) -> None:
+    mid = _migration(api, ORIGINAL)
+    sign_in(api.client, api.tokens["admin_a"])
+    forged = api.client.get(f"/migrations/{mid}", params={"recorded": "Credit of 5000 EUR"})
+    assert "Credit of 5000" not in forged.text
+    real = api.client.get(f"/migrations/{mid}", params={"recorded": "note_added"})
+    assert "Recorded: note added." in real.text
+
+
+def test_a_version_that_is_not_a_number_is_refused(api: Api) -> None:
+    mid = _migration(api, ORIGINAL)
+    sign_in(api.client, api.tokens["admin_a"])
+    before = _version(api, mid)
+    page = api.client.get(f"/migrations/{mid}")
+    response = api.client.post(
+        f"/migrations/{mid}/events",
+        data={"csrf": csrf_of(page.text), "version": "abc", "type": "note_added", "text": "x"},
+    )
+    assert response.status_code == 422 and "invalid_version" in response.text
+    assert _version(api, mid) == before
+
+
+def test_credits_awaiting_counts_only_unanswered_requests(api: Api) -> None:
+    resolved = {"type": "credit_resolved", "subscription_id": "orig-1", "outcome": "denied"}
+    asked = {"type": "credit_requested", "subscription_id": "orig-1", "requested_by": "customer"}
+    _migration(api, ORIGINAL, ACCEPTED, PROVISIONED, CANCELLED, asked, resolved)
+    _migration(api, ORIGINAL, ACCEPTED, PROVISIONED, CANCELLED, asked, tenant="litware")
+    sign_in(api.client, api.tokens["admin_a"])
+    html = api.client.get("/pipeline").text
+    assert re.search(r"data-credits-awaiting>1<", html)
+
+
+def test_the_calendar_feed_escapes_a_lone_carriage_return(api: Api) -> None:
+    from api.routes.deadlines import _text
+
+    assert _text("Evil\rBEGIN:VEVENT") == "Evil\\nBEGIN:VEVENT"

@@ -100,6 +100,21 @@ def test_sign_out_needs_the_forms_token_and_ends_the_session(api: Api) -> None:
     assert c.get("/pipeline", follow_redirects=False).status_code == 303
 
 
+def test_signing_out_ends_a_copied_cookie_too_and_a_new_sign_in_works(api: Api) -> None:
+    c = api.client
+    sign_in(c, api.tokens["admin_a"])
+    copied = c.cookies[SESSION_COOKIE]
+    c.post("/signout", data={"csrf": csrf_of(c.get("/pipeline").text)})
+    c.cookies.set(SESSION_COOKIE, copied)
+    assert c.get("/pipeline", follow_redirects=False).status_code == 303
+    c.cookies.clear()
+    sign_in(c, api.tokens["admin_a"])  # at once, in the same second
+    assert c.get("/pipeline", follow_redirects=False).status_code == 200
+    other = api.tokens["sales_a"]  # another key's sessions are untouched
+    sign_in(c, other)
+    assert c.get("/pipeline", follow_redirects=False).status_code == 200
+
+
 def test_a_post_from_another_site_is_refused_even_with_the_token(api: Api) -> None:
     c = api.client
     sign_in(c, api.tokens["admin_a"])

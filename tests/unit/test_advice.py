@@ -439,7 +439,7 @@ class TestScopeAndOrder:
         excluded = on("original_excluded", reason="not_migrating", at=days(-40))
         assert next_actions(given(*facts, excluded).state, NOW) == []
 
-    def test_urgent_first_then_by_due_date_undated_last(self):
+    def test_urgent_first_due_now_leading_then_by_due_date_undated_last(self):
         state = given(
             requested(),
             original("orig-1", term_end=day(90), auto_renew=False),
@@ -452,8 +452,8 @@ class TestScopeAndOrder:
         ).state
         ordered = [(a.kind, a.subscription_id, a.due, a.urgent) for a in next_actions(state, NOW)]
         assert ordered == [
+            ("replace_cancelled", "orig-3", None, True),  # no access now: due now
             ("provision_replacement", "orig-2", day(10), True),
-            ("replace_cancelled", "orig-3", None, True),
             ("review_added_seats", "csp-4", day(6), False),
             ("let_original_expire", "orig-4", day(60), False),
             ("provision_replacement", "orig-1", day(90), False),
