@@ -31,7 +31,7 @@ from eventsourcing.persistence import (
 from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
-from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
@@ -224,6 +224,31 @@ class Tracker(Application[UUID]):
         Without it the caller set no precondition: when another writer saves first, the
         command is decided again on what that writer stored (a bounded number of times), so
         the answer is the domain's (recorded, or a rule's refusal), not a conflict."""
+        return self._execute(migration_id, [(ctx, command)], expected_version, batch=False)
+
+    def execute_many(
+        self,
+        migration_id: UUID,
+        steps: Sequence[tuple[Context, Command]],
+        expected_version: int | None = None,
+    ) -> Recorded:
+        """`execute` for several commands, each with its own context (who, when in the
+        business), in order: each is decided on the state the ones before it left, and what
+        they all record is saved in ONE transaction, or nothing is. A refusal names the index
+        of the command it refused (`DomainError.at_index`); `expected_version` is the version
+        before the first."""
+        if not steps:
+            raise InvalidInput("empty_batch", "a batch holds at least one event")
+        return self._execute(migration_id, steps, expected_version, batch=True)
+
+    def _execute(
+        self,
+        migration_id: UUID,
+        steps: Sequence[tuple[Context, Command]],
+        expected_version: int | None,
+        *,
+        batch: bool,
+    ) -> Recorded:
         # This process's writers of one migration load, decide and save one at a time (as
         # _write_lock queues their inserts), so they never collide with each other: conflicts
         # come from other processes, or from a stale expected_version.
@@ -231,11 +256,12 @@ class Tracker(Application[UUID]):
         retries = 10
         collided: VersionConflict | None = None
         decided_on = -1
-        claims: list[TenantClaim] = []
+        claims: dict[UUID, TenantClaim] = {}
         with stripes[hash(migration_id) % len(stripes)]:
             for attempt in range(1 + retries):
                 migration = self._get_migration(migration_id)
-                migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
+                # Before anything else: ids of others never leak.
+                migration.ensure_visible_to(steps[0][0])
                 if expected_version is not None and expected_version != migration.version:
                     raise VersionConflict(
                         message=f"expected version {expected_version}, "
@@ -249,33 +275,51 @@ class Tracker(Application[UUID]):
                     # retry stored first), and deciding again would collide again.
                     raise collided
                 decided_on = migration.version
-                guid_before = migration.state.tenant_guid
-                migration.execute(command, ctx, self.clock(), self.offers)
-                state = migration.state
-                claims = []
-                if state.tenant_guid is not None and guid_before is None:
-                    guid = _guid_key(state.tenant_guid)
-                    claims.append(self._claim(state.partner_id, guid, migration.id))
-                if migration.is_closed:
-                    # A closed migration frees its (partner, tenant) pairs in the same
-                    # transaction.
-                    keys = [state.tenant_id]
-                    if state.tenant_guid:
-                        keys.append(_guid_key(state.tenant_guid))
-                    for key in keys:
-                        claim: TenantClaim = self.repository.get(
-                            TenantClaim.key(state.partner_id, key)
-                        )
-                        claim.release(migration.id)
-                        claims.append(claim)
+                claims = self._decide(migration, steps, batch)
                 try:
                     # Attached aggregates (Tracker.attaching) are made afresh on every attempt.
-                    return self._save(migration, *claims)
+                    return self._save(migration, *claims.values())
                 except VersionConflict as conflict:
                     if expected_version is not None or attempt == retries:
                         raise  # the caller's precondition no longer holds, or we gave up
                     collided = conflict
         raise AssertionError("unreachable")
+
+    def _decide(
+        self, migration: Migration, steps: Sequence[tuple[Context, Command]], batch: bool
+    ) -> dict[UUID, TenantClaim]:
+        """Decide each step on `migration` in order (its events pending); the tenant claims
+        to save with them: taken when a step names the Entra tenant id, freed when the
+        migration closes."""
+        now = self.clock()
+        was_closed = migration.is_closed
+        claims: dict[UUID, TenantClaim] = {}
+        for index, (ctx, command) in enumerate(steps):
+            guid_before = migration.state.tenant_guid
+            try:
+                migration.execute(command, ctx, now, self.offers)
+                state = migration.state
+                if state.tenant_guid is not None and guid_before is None:
+                    guid = _guid_key(state.tenant_guid)
+                    claim = self._claim(state.partner_id, guid, migration.id)
+                    claims[claim.id] = claim
+            except DomainError as refusal:
+                if batch:
+                    refusal.at_index(index)
+                raise
+        if migration.is_closed and not was_closed:
+            # A closed migration frees its (partner, tenant) pairs in the same transaction
+            # (a claim taken earlier in this batch included).
+            state = migration.state
+            keys = [state.tenant_id]
+            if state.tenant_guid:
+                keys.append(_guid_key(state.tenant_guid))
+            for key in keys:
+                claim_id = TenantClaim.key(state.partner_id, key)
+                held = claims.get(claim_id) or self.repository.get(claim_id)
+                held.release(migration.id)
+                claims[claim_id] = held
+        return claims
 
     def _claim(self, partner_id: str, tenant_key: str, migration_id: UUID) -> TenantClaim:
         """The claim on (partner, tenant) for `migration_id`; refused while another is open."""
