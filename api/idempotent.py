@@ -4,8 +4,8 @@
 saving the answer as an idempotency record (domain/idempotency.py) in the SAME transaction as
 the events when a key was given. A retry with the key and the same request gets that answer
 again (`replayed`); with another request, 422 `idempotency_key_reused`. The single-event route,
-its array form and each item of POST /v1/events:batch all go through here: a key names one
-request, whichever route carried it.
+its array form and each item of POST /v1/events:batch (which composes `replay` and `keep`
+itself) all go through here: a key names one request, whichever route carried it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,37 @@ def request_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def replay(
+    tracker: Tracker, principal: Principal, key: str | None, fingerprint: str
+) -> Answer | None:
+    """The first answer to this request, if one was kept under `key`; 422
+    `idempotency_key_reused` if the key was kept for another request."""
+    if key is None:
+        return None
+    record = idempotency.find(tracker, principal.key_id, key)
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+            idempotency_key=key,
+        )
+    return Answer(record.status, json.loads(record.body), replayed=True)
+
+
+def keep(
+    principal: Principal, key: str | None, fingerprint: str, body: dict[str, Any]
+) -> list[Any]:
+    """The idempotency record of a 201 with `body`, to save with its events (none without a
+    key)."""
+    if key is None:
+        return []
+    text = json.dumps(body, separators=(",", ":"))
+    return [idempotency.IdempotencyRecord.record(principal.key_id, key, fingerprint, 201, text)]
+
+
 def once(
     tracker: Tracker,
     principal: Principal,
@@ -48,34 +79,14 @@ def once(
 ) -> Answer:
     """Run `command` once per (API key, `key`); replay the first answer. Refusals propagate
     (a DomainError, or ApiError `idempotency_key_reused`) and store nothing."""
-
-    def replay() -> Answer | None:
-        if key is None:
-            return None
-        record = idempotency.find(tracker, principal.key_id, key)
-        if record is None:
-            return None
-        if record.request_hash != fingerprint:
-            raise ApiError(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-                idempotency_key=key,
-            )
-        return Answer(record.status, json.loads(record.body), replayed=True)
-
-    if (first := replay()) is not None:
+    if (first := replay(tracker, principal, key, fingerprint)) is not None:
         return first
     body: dict[str, Any] = {}
 
     def attach(migration: Migration) -> list[Any]:
         pending = cast("list[Migration.Event]", list(migration.pending_events))
         body.update(render.recorded(migration, pending, tracker.clock()))
-        if key is None:
-            return []
-        text = json.dumps(body, separators=(",", ":"))
-        record = idempotency.IdempotencyRecord.record
-        return [record(principal.key_id, key, fingerprint, 201, text)]
+        return keep(principal, key, fingerprint, body)
 
     try:
         with tracker.attaching(attach):
@@ -83,7 +94,7 @@ def once(
     except DomainError:
         # A concurrent retry with the same key may have stored first (its record collides with
         # ours, or its migration took the tenant claim): then answer as it was answered.
-        if (first := replay()) is not None:
+        if (first := replay(tracker, principal, key, fingerprint)) is not None:
             return first
         raise
     return Answer(201, body)

@@ -436,3 +436,81 @@ class TestWhenPostingEventsAcrossMigrations:
         )
         assert response.status_code == 422
         assert response.json()["details"]["errors"][0]["loc"] == ["body", 0, "idempotency_key"]
+
+
+class TestItemsThatDependOnEachOther:
+    """Across migrations, each item is decided as if it were posted alone, in order, though
+    all are stored in one transaction."""
+
+    def test_a_key_sent_twice_in_one_request_stores_once_and_replays(self, api):
+        mid = api.new_migration()["id"]
+        item = {"migration_id": mid, "event": note("once"), "idempotency_key": "twice"}
+        other = {**item, "event": note("another")}
+        items = across(api, [item, item, other]).json()["items"]
+        assert [(i["status"], i.get("replayed")) for i in items] == [
+            (201, False),
+            (201, True),
+            (422, None),
+        ]
+        assert items[1]["version"] == items[0]["version"] == 2
+        assert items[2]["error"] == "idempotency_key_reused"
+        assert stored(api, mid) == ["relationship_requested", "note_added"]
+
+    def test_a_guid_freed_by_an_earlier_item_may_be_claimed_by_a_later_one(self, api):
+        one = api.new_migration(tenant_guid=GUID)["id"]
+        two = api.new_migration(tenant_id="contoso-two.com")["id"]
+        identify = {"type": "tenant_identified", "tenant_guid": GUID}
+        abandon = {"type": "migration_abandoned", "reason": "moved"}
+        items = across(
+            api,
+            [
+                {"migration_id": two, "event": identify},  # still held by `one`: refused
+                {"migration_id": one, "event": abandon},
+                {"migration_id": two, "event": identify},  # freed by item 1
+            ],
+        ).json()["items"]
+        assert [(i["status"], i.get("error")) for i in items] == [
+            (409, "migration_open"),
+            (201, None),
+            (201, None),
+        ]
+        assert stored(api, two) == ["relationship_requested", "tenant_identified"]
+        again = api.post("sales_a", "/v1/migrations", {**SEED, "tenant_guid": GUID})
+        assert again.status_code == 409
+        assert again.json()["details"]["migration_id"] == two
+
+    def test_a_refused_item_leaves_nothing_behind_for_the_next_one(self, api):
+        api.new_migration(tenant_guid=GUID)
+        mid = api.new_migration(tenant_id="contoso-two.com")["id"]
+        items = across(
+            api,
+            [
+                {"migration_id": mid, "event": note("before")},
+                # Refused by its claim, after its event was decided: undone.
+                {"migration_id": mid, "event": {"type": "tenant_identified", "tenant_guid": GUID}},
+                {"migration_id": mid, "event": note("after")},
+            ],
+        ).json()["items"]
+        assert [i["status"] for i in items] == [201, 409, 201]
+        assert items[2]["version"] == 3
+        assert [e["type"] for e in items[2]["events"]] == ["note_added"]
+        assert stored(api, mid) == ["relationship_requested", "note_added", "note_added"]
+
+    def test_every_item_refused_stores_nothing(self, api):
+        mid = api.new_migration()["id"]
+        items = across(api, [{"migration_id": mid, "event": PROVISIONED}] * 3).json()["items"]
+        assert {i["status"] for i in items} == {422}
+        assert stored(api, mid) == ["relationship_requested"]
+
+    def test_completion_is_recorded_by_the_item_that_completes(self, api):
+        mid = api.new_migration()["id"]
+        events = [ORIGINAL, ACCEPTED, PROVISIONED, CANCELLED, note("tail")]
+        items = across(api, [{"migration_id": mid, "event": e} for e in events]).json()["items"]
+        assert [i["version"] for i in items] == [2, 3, 4, 6, 7]
+        assert [e["type"] for e in items[3]["events"]] == [
+            "original_subscription_cancelled",
+            "migration_completed",
+        ]
+        api.settle()
+        api.client.app.state.read_side.issue_head(force=True)
+        assert api.get("auditor", "/v1/audit/verify").json()["ok"] is True

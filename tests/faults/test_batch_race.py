@@ -67,3 +67,34 @@ def test_one_batch_wins_each_round_and_nothing_interleaves(http, store_env):
         versions = [version for version, _, _ in run]
         assert versions == list(range(versions[0], versions[0] + BATCH))
         assert [text.rsplit("#", 1)[1] for _, text, _ in run] == [str(n) for n in range(BATCH)]
+
+
+def test_concurrent_batches_across_migrations_store_every_item_once(http, store_env):
+    """Writers in two processes send batches over the same migrations: their one-transaction
+    saves collide, and the losers fall back to one item at a time; every item lands once."""
+    mids = [new_migration(http)["id"] for _ in range(4)]
+    barrier = threading.Barrier(WRITERS, timeout=10)
+
+    def writer(i: int) -> list[httpx.Response]:
+        barrier.wait()
+        responses = []
+        for n in range(3):
+            items = [
+                {
+                    "migration_id": mids[(i + k) % len(mids)],
+                    "event": note(f"w{i} r{n} k{k}"),
+                    "idempotency_key": f"w{i}-r{n}-k{k}",
+                }
+                for k in range(20)
+            ]
+            responses.append(http.post("/v1/events:batch", json=items))
+        return responses
+
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        futures = [pool.submit(writer, i) for i in range(WRITERS)]
+        responses = [r for f in futures for r in f.result(timeout=TIMEOUT)]
+    assert {r.status_code for r in responses} == {200}
+    statuses = [item["status"] for r in responses for item in r.json()["items"]]
+    assert statuses == [201] * (WRITERS * 3 * 20)
+    texts = [text for mid in mids for _, text, _ in stored_notes(store_env, mid)]
+    assert len(texts) == len(set(texts)) == WRITERS * 3 * 20

@@ -444,3 +444,47 @@ def _original() -> Command:
         purchased_via="m365_admin_portal",
         billing_cycle="annual",
     )
+
+
+class TestExecuteEach:
+    """Commands for several migrations: each decided as if alone, in order; one save."""
+
+    def test_all_are_saved_at_once_and_a_refusal_is_an_outcome(self, app, monkeypatch):
+        one, two = request(app), request(app, tenant="fabrikam-two.example")
+        saves = []
+        save = app.save
+        monkeypatch.setattr(app, "save", lambda *a, **k: saves.append(a) or save(*a, **k))
+        outcomes = app.execute_each(
+            [
+                (one, ADMIN, Command.of("note_added", text="a")),
+                (two, ADMIN, Command.of("invitation_accepted", accepted_by="x@two.example")),
+                (one, ADMIN, Command.of("invitation_accepted", accepted_by="x@one.example")),
+                (one, ADMIN, Command.of("invitation_accepted", accepted_by="again")),
+                (uuid4(), ADMIN, Command.of("note_added", text="nowhere")),
+            ]
+        )
+        assert len(saves) == 1
+        assert [[e.originator_version for e in o] for o in outcomes[:3]] == [[2], [2], [3]]
+        assert isinstance(outcomes[3], Conflict) and outcomes[3].code == "already_accepted"
+        assert isinstance(outcomes[4], NotFound)
+        assert (app.get(one).version, app.get(two).version) == (3, 2)
+
+    def test_a_collision_with_another_writer_runs_them_one_by_one(self, app):
+        one, two = request(app), request(app, tenant="fabrikam-two.example")
+        sneaked: list[object] = []
+
+        def decided(index, migration, events):
+            if not sneaked:  # another writer stores on `one` before the save
+                sneaked.append(record(app, "note_added", one, ADMIN, text="sneaked in"))
+            return []
+
+        outcomes = app.execute_each(
+            [
+                (one, ADMIN, Command.of("note_added", text="a")),
+                (two, ADMIN, Command.of("note_added", text="b")),
+            ],
+            decided,
+        )
+        assert [[e.originator_version for e in o] for o in outcomes] == [[3], [2]]
+        texts = [e.text for e in app.history(one) if hasattr(e, "text")]
+        assert texts == ["sneaked in", "a"]
