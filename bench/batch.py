@@ -4,16 +4,19 @@ The same client (`wrk` with bench/batch.lua) and the same server, in the same ru
 `note_added` events to ~100 open migrations of one partner, without If-Match:
 - single: one event per POST /v1/migrations/{id}/events (today's path);
 - array:  an array of SIZE events per POST /v1/migrations/{id}/events (one transaction);
-- across: SIZE items per POST /v1/events:batch, each on a random migration (one transaction
-  per item).
-The modes alternate, RUNS times each; each segment lasts SECONDS. Events/s are the events
+- across: SIZE items per POST /v1/events:batch, each on a random migration (decided one by
+  one, stored in one transaction).
+The modes alternate, RUNS times each; each segment lasts SECONDS. Two rates: the events
 acknowledged (201s, or 200s with SIZE items, times the events each carried) over wrk's own
-duration; the store's count is checked against them. Server CPU is the uvicorn process's utime +
-stime (/proc/<pid>/stat) from the start of a segment until the in-process projector has caught
-up with it, per event landed, so projecting the events is counted too.
+duration, which leaves out the requests in flight when wrk stops; and the events landed in the
+store (those too) over the time until the last of them landed. Server CPU is the uvicorn
+process's utime + stime (/proc/<pid>/stat) from the start of a segment until the store is quiet
+and the in-process projector has caught up, per event landed, so projecting the events is
+counted too.
 
 Usage: python -m bench.batch [--store sqlite|postgres|both] [--seconds S] [--runs R]
        [--connections C] [--size N] [--migrations M]
+Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 7.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -49,6 +53,21 @@ def cpu_seconds(pid: int) -> float:
 
 def stored_events(tracker: Tracker) -> int:
     return tracker.recorder.max_notification_id() or 0
+
+
+def quiet(tracker: Tracker, still: float = 2.0) -> tuple[int, float]:
+    """The store's head once it has not moved for `still` seconds, and when it last moved
+    (time.monotonic()): requests wrk left in flight when it stopped (the server finishes them)
+    land in the segment that sent them."""
+    head, since, start = stored_events(tracker), time.monotonic(), time.monotonic()
+    while time.monotonic() - since < still:
+        time.sleep(0.05)
+        now = stored_events(tracker)
+        if now != head:
+            head, since = now, time.monotonic()
+        if time.monotonic() - start > CATCH_UP_TIMEOUT:
+            raise TimeoutError("the store kept growing after the load stopped")
+    return head, since
 
 
 def caught_up(http: httpx.Client, token: str) -> float:
@@ -95,10 +114,12 @@ def segment(
     with httpx.Client(base_url=url, timeout=30) as http:
         caught_up(http, token)
         before, cpu_before = stored_events(tracker), cpu_seconds(proc.pid)
+        started = time.monotonic()
         result = wrk(url, ids, token, mode, size, args.seconds, args.connections)
+        after, last = quiet(tracker)
         lag_seconds = caught_up(http, token)
         cpu = cpu_seconds(proc.pid) - cpu_before
-    landed = stored_events(tracker) - before
+    landed = after - before
     ok = result["statuses"].get("200" if mode == "across" else "201", 0)
     acknowledged = ok * size
     seconds = result["duration_us"] / 1e6
@@ -110,6 +131,8 @@ def segment(
         "acknowledged": acknowledged,
         "landed": landed,
         "events_per_second": acknowledged / seconds,
+        # Every event the load stored, over the time until the last of them landed.
+        "landed_per_second": landed / (last - started),
         "requests_per_second": result["requests"] / seconds,
         "server_cpu_seconds": cpu,
         "cpu_ms_per_event": 1000 * cpu / max(landed, 1),
@@ -137,7 +160,8 @@ def one_store(kind: str, args: Any) -> list[dict]:
                         out.append(result)
                         print(
                             f"{kind} run {run} {mode}: {result['events_per_second']:,.0f} "
-                            f"events/s, {result['cpu_ms_per_event']:.3f} ms CPU/event, "
+                            f"events/s acknowledged, {result['landed_per_second']:,.0f} "
+                            f"landed, {result['cpu_ms_per_event']:.3f} ms CPU/event, "
                             f"statuses {result['statuses']}, landed {result['landed']} "
                             f"(acknowledged {result['acknowledged']})",
                             flush=True,
@@ -156,6 +180,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--migrations", type=int, default=100)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     results: dict[str, list[dict]] = {}
     rows = []
@@ -163,9 +189,11 @@ def main() -> None:
         results[kind] = one_store(kind, args)
         by_mode = {mode: [r for r in results[kind] if r["mode"] == mode] for mode in MODES}
         single = median([r["events_per_second"] for r in by_mode["single"]])
+        single_landed = median([r["landed_per_second"] for r in by_mode["single"]])
         for mode in MODES:
             runs = by_mode[mode]
             eps = median([r["events_per_second"] for r in runs])
+            landed = median([r["landed_per_second"] for r in runs])
             rows.append(
                 [
                     kind,
@@ -174,6 +202,8 @@ def main() -> None:
                     median([r["requests_per_second"] for r in runs]),
                     eps,
                     eps / single,
+                    landed,
+                    landed / single_landed,
                     median([r["cpu_ms_per_event"] for r in runs]),
                     median([r["p50_ms"] for r in runs]),
                     median([r["p99_ms"] for r in runs]),
@@ -187,7 +217,9 @@ def main() -> None:
             "mode",
             "events/request",
             "requests/s",
-            "events/s",
+            "acknowledged events/s",
+            "ratio to single",
+            "landed events/s",
             "ratio to single",
             "server CPU ms/event",
             "p50 ms",

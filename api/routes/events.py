@@ -101,7 +101,7 @@ class _Todo:
     index: int
     item: BatchItem
     command: tuple[UUID, Context, Command]
-    fingerprint: str
+    fingerprint: str  # "" without an idempotency key (nothing to compare it with)
 
     @classmethod
     def of(cls, index: int, item: BatchItem, principal: Principal, correlation_id: str) -> _Todo:
@@ -110,7 +110,11 @@ class _Todo:
             principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
         )
         command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
-        fingerprint = event_request_hash(item.migration_id, event.model_dump(mode="json"))
+        fingerprint = (
+            ""
+            if item.idempotency_key is None
+            else event_request_hash(item.migration_id, event.model_dump(mode="json"))
+        )
         return cls(index, item, (item.migration_id, ctx, command), fingerprint)
 
 
