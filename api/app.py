@@ -13,7 +13,7 @@ from api import errors, web
 from api.body import BodyGuard
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
-from api.routes import audit, dashboard, deadlines, health, ingest, ledger, migrations
+from api.routes import audit, dashboard, deadlines, events, health, ingest, ledger, migrations
 from api.schemas import NO_NUL
 from api.settings import Settings
 from domain.application import Tracker
@@ -89,7 +89,7 @@ def create_app(
     app.state.read_side = None
     app.state.heads = None
     errors.register(app, error_page=web.error_page)
-    for module in (migrations, audit, ledger, ingest, dashboard, deadlines, health):
+    for module in (migrations, events, audit, ledger, ingest, dashboard, deadlines, health):
         app.include_router(module.router)
     web.install(app, settings.session_key)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)

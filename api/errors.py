@@ -144,11 +144,11 @@ def _clip(value: Any, limit: int = MAX_ECHO) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
@@ -182,14 +182,14 @@ def register(app: FastAPI, error_page: ErrorPage | None = None) -> None:
         status = status_of(exc)
         if (shown := as_page(request, status, exc.code, exc.message)) is not None:
             return shown
-        return error_response(status, exc.code, exc.message, _jsonable(exc.details))
+        return error_response(status, exc.code, exc.message, jsonable(exc.details))
 
     @app.exception_handler(ApiError)
     def api_error(request: Request, exc: ApiError) -> Response:
         if (shown := as_page(request, exc.status, exc.code, exc.message)) is not None:
             return shown
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(exc.status, exc.code, exc.message, _jsonable(exc.details), headers)
+        return error_response(exc.status, exc.code, exc.message, jsonable(exc.details), headers)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -199,7 +199,7 @@ def register(app: FastAPI, error_page: ErrorPage | None = None) -> None:
         found = exc.errors()
         errors = [
             {
-                "loc": [_clip(part) for part in _jsonable(list(e.get("loc", ()))[:MAX_LOC])],
+                "loc": [_clip(part) for part in jsonable(list(e.get("loc", ()))[:MAX_LOC])],
                 "msg": _clip(str(e.get("msg", ""))),
                 "type": _clip(str(e.get("type", ""))),
             }

@@ -54,9 +54,13 @@ def described(past: Any, now: datetime) -> dict[str, Any]:
 
 
 def recorded(migration: Migration, events: list[Migration.Event], now: datetime) -> dict[str, Any]:
+    return {**stored(migration, events), "state": state(migration, now)}
+
+
+def stored(migration: Migration, events: list[Migration.Event]) -> dict[str, Any]:
+    """What a write stored, without the migration's state."""
     return {
         "id": str(migration.id),
         "version": migration.version,
         "events": [event(e) for e in events],
-        "state": state(migration, now),
     }

@@ -18,20 +18,26 @@ from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PlainValidator,
     Strict,
+    Tag,
+    TypeAdapter,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from domain.errors import InvalidInput
+from domain.errors import DomainError, InvalidInput
 
 # -- wire formats: each pattern below is exactly what the server accepts ---------------------
 # Business times far from today are typos, and would overflow date arithmetic in the rules: a
@@ -248,9 +254,25 @@ Region = Annotated[
         "middle_east_africa, china) or an ISO 3166 country code in capitals such as SE",
     ),
 ]
+
+
+def _distinct(field: str) -> AfterValidator:
+    """The schema's `uniqueItems`, refused with the domain's own answer (422 `invalid_<field>`,
+    as domain.fields.subscription_ids), so that a body the schema forbids is refused at the
+    door: in a batch, before any item is stored."""
+
+    def check(value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise InvalidInput(f"invalid_{field}", f"{field} lists an id twice", field=field)
+        return value
+
+    return AfterValidator(check)
+
+
 SubscriptionIds = Annotated[
     list[Text],
     Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}),
+    _distinct("replaces"),
 ]
 
 
@@ -473,6 +495,90 @@ EventBody = Annotated[
     Field(discriminator="type"),
 ]
 
+MAX_BATCH = 100
+"""Events in one batch: the array form of POST .../events, and POST /v1/events:batch."""
+
+EventBatch = Annotated[list[EventBody], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+def _form(value: Any) -> str:
+    return "batch" if isinstance(value, list) else "event"
+
+
+# The documented body of POST /v1/migrations/{id}/events: one event (an object), or an array of
+# them (`oneOf`). The route reads it with `read_events`, not with this union, which would put
+# its member's tag in every error's `loc`: a single event's 422s stay as they always were.
+_EventOrBatch = Annotated[
+    Annotated[EventBody, Tag("event")] | Annotated[EventBatch, Tag("batch")],
+    Discriminator(_form),
+]
+EventsIn = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=_EventOrBatch)]
+
+
+class BatchItem(BaseModel):
+    """One item of POST /v1/events:batch: an event for one migration."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    migration_id: Guid = Field(description="The migration's id")
+    event: EventBody
+    idempotency_key: Text | None = Field(
+        None,
+        description="As the Idempotency-Key header of POST /v1/migrations/{id}/events: a retry "
+        "with the same key and item gets the first result (`replayed`)",
+    )
+
+
+BatchRequest = Annotated[list[BatchItem], Field(min_length=1, max_length=MAX_BATCH)]
+# The documented body of POST /v1/events:batch, read by `read_items`.
+BatchIn = Annotated[Any, PlainValidator(lambda value: value, json_schema_input_type=BatchRequest)]
+
+_ONE_EVENT: TypeAdapter[Any] = TypeAdapter(EventBody)
+_ONE_ITEM: TypeAdapter[BatchItem] = TypeAdapter(BatchItem)
+_BATCH: TypeAdapter[list[Any]] = TypeAdapter(
+    Annotated[list[Any], Field(min_length=1, max_length=MAX_BATCH)]
+)
+
+
+def read_events(value: Any) -> Any:
+    """A body of EventsIn: the event's model, or (for an array) the list of them."""
+    if isinstance(value, list):
+        return _read_each(value, _ONE_EVENT)
+    return _read(_ONE_EVENT, value, ())
+
+
+def read_items(value: Any) -> list[BatchItem]:
+    """A body of BatchIn: the items."""
+    return _read_each(value, _ONE_ITEM)
+
+
+def _read_each(value: Any, adapter: TypeAdapter[Any]) -> list[Any]:
+    """An array of 1 to MAX_BATCH values of `adapter`, read one by one: a malformed one is a
+    422 validation_error whose `loc` names its index, a refusal with the domain's code (a wire
+    check such as `_distinct`) names it in `details.index`."""
+    _read(_BATCH, value, ())
+    read: list[Any] = []
+    errors: list[Any] = []
+    for index, item in enumerate(value):
+        try:
+            read.append(_read(adapter, item, (index,)))
+        except RequestValidationError as invalid:
+            errors.extend(invalid.errors())
+        except DomainError as refusal:
+            raise refusal.at_index(index) from None
+    if errors:
+        raise RequestValidationError(errors, body=value)
+    return read
+
+
+def _read(adapter: TypeAdapter[Any], value: Any, where: tuple[int, ...]) -> Any:
+    """`value` read as FastAPI reads a body (fastapi._compat.v2.ModelField.validate), refused as
+    it refuses one: 422 validation_error, each `loc` from "body"."""
+    try:
+        return adapter.validate_python(value, from_attributes=True)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *where, *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=value) from None
+
 
 # -- responses ---------------------------------------------------------------------------
 class _Open(BaseModel):
@@ -523,6 +629,33 @@ class Recorded(BaseModel):
     version: int
     events: list[StoredEvent]
     state: MigrationState
+
+
+class StoredItem(BaseModel):
+    """An item of a batch that was stored (now, or by an earlier request with its key)."""
+
+    index: int = Field(description="Its position in the request, from 0")
+    status: Literal[201]
+    replayed: bool = Field(description="Stored by an earlier request with this idempotency key")
+    id: str
+    version: int = Field(description="The migration's version after it")
+    events: list[StoredEvent] = Field(description="The events stored (incl. migration_completed)")
+
+
+class RefusedItem(BaseModel):
+    """An item of a batch that was refused (nothing of it stored), in the error shape."""
+
+    index: int = Field(description="Its position in the request, from 0")
+    status: int = Field(description="The status a single request would have been answered with")
+    error: str
+    message: str
+    details: dict[str, Any]
+
+
+class BatchResults(BaseModel):
+    """One result per item, in the order of the request."""
+
+    items: list[StoredItem | RefusedItem]
 
 
 class MigrationPage(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,7 +31,7 @@ from eventsourcing.persistence import (
 from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
-from domain.errors import Conflict, InvalidInput, NotFound, VersionConflict
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
@@ -48,6 +48,10 @@ class DateAsISO(Transcoding):
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
 
+
+# Called as an item of `Tracker.execute_each` is decided: (its index, the migration after it, its
+# events) -> aggregates to save with it.
+Decided = Callable[[int, Migration, list[Migration.Event]], Sequence[Any]]
 
 # Set only inside `Tracker.attaching(...)`: extra aggregates to save with the next command.
 _attach: ContextVar[Callable[[Migration], Sequence[Any]] | None] = ContextVar(
@@ -224,6 +228,119 @@ class Tracker(Application[UUID]):
         Without it the caller set no precondition: when another writer saves first, the
         command is decided again on what that writer stored (a bounded number of times), so
         the answer is the domain's (recorded, or a rule's refusal), not a conflict."""
+        return self._execute(migration_id, [(ctx, command)], expected_version, batch=False)
+
+    def execute_many(
+        self,
+        migration_id: UUID,
+        steps: Sequence[tuple[Context, Command]],
+        expected_version: int | None = None,
+    ) -> Recorded:
+        """`execute` for several commands, each with its own context (who, when in the
+        business), in order: each is decided on the state the ones before it left, and what
+        they all record is saved in ONE transaction, or nothing is. A refusal names the index
+        of the command it refused (`DomainError.at_index`); `expected_version` is the version
+        before the first."""
+        if not steps:
+            raise InvalidInput("empty_batch", "a batch holds at least one event")
+        return self._execute(migration_id, steps, expected_version, batch=True)
+
+    def execute_each(
+        self, items: Sequence[tuple[UUID, Context, Command]], decided: Decided | None = None
+    ) -> list[list[Migration.Event] | DomainError]:
+        """Each item, a command for a migration, as `execute` alone would record it, in order:
+        an item sees what the ones before it recorded on its migration, and a refused one
+        records nothing (its refusal is its outcome; the others go on). What they record is
+        saved in ONE transaction. `decided(index, migration, events)` is called as an item is
+        decided, with the migration as it stands after it, and returns aggregates to save with
+        it (its idempotency record). Should another writer collide with that save, the items
+        are executed one by one instead, each with `execute`, in order."""
+        stripes = self._execute_stripes
+        with ExitStack() as held:
+            # In one order, so that two of these never wait for each other.
+            for stripe in sorted({hash(item[0]) % len(stripes) for item in items}):
+                held.enter_context(stripes[stripe])
+            outcomes, aggregates, first = self._decide_each(items, decided)
+            if not first:
+                return outcomes  # every item refused: nothing to save
+            try:
+                self.save(*aggregates)
+                return outcomes
+            except IntegrityError:
+                if self._landed(first):
+                    return outcomes
+        return [self._execute_alone(index, item, decided) for index, item in enumerate(items)]
+
+    def _decide_each(
+        self, items: Sequence[tuple[UUID, Context, Command]], decided: Decided | None
+    ) -> tuple[list[list[Migration.Event] | DomainError], list[Any], list[Migration.Event]]:
+        """The items' outcomes, the aggregates to save, and the pending events of one migration
+        (to tell whether that save landed after all)."""
+        migrations: dict[UUID, Migration] = {}
+        claims: dict[UUID, TenantClaim] = {}
+        kept: list[Any] = []
+        outcomes: list[list[Migration.Event] | DomainError] = []
+        for index, (migration_id, ctx, command) in enumerate(items):
+            try:
+                loaded = migrations.get(migration_id)
+                migration = self._get_migration(migration_id) if loaded is None else loaded
+                migration.ensure_visible_to(ctx)
+            except DomainError as refusal:
+                outcomes.append(refusal)
+                continue
+            # Only a claim refused can undo a decision after its events were triggered, and only
+            # a command naming the GUID of a migration without one takes a claim: that migration
+            # is copied to go back to (copies cost: most commands need none).
+            claims_guid = migration.state.tenant_guid is None and bool(
+                command.fields.get("tenant_guid")
+            )
+            undo = copy.deepcopy(migration) if claims_guid else None
+            done = len(migration.pending_events)
+            try:
+                self._decide(migration, [(ctx, command)], False, claims)
+            except DomainError as refusal:
+                if undo is not None:
+                    migrations[migration_id] = undo
+                outcomes.append(refusal)
+                continue
+            migrations[migration_id] = migration
+            # The library types them by its base class: a migration triggers only its own.
+            events = cast("list[Migration.Event]", migration.pending_events[done:])
+            if decided is not None:
+                kept.extend(decided(index, migration, events))
+            outcomes.append(events)
+        first = next((list(m.pending_events) for m in migrations.values() if m.pending_events), [])
+        return (
+            outcomes,
+            [*migrations.values(), *claims.values(), *kept],
+            cast("list[Migration.Event]", first),
+        )
+
+    def _execute_alone(
+        self, index: int, item: tuple[UUID, Context, Command], decided: Decided | None
+    ) -> list[Migration.Event] | DomainError:
+        migration_id, ctx, command = item
+
+        def attach(migration: Migration) -> Sequence[Any]:
+            if decided is None:
+                return []
+            events = cast("list[Migration.Event]", list(migration.pending_events))
+            return decided(index, migration, events)
+
+        try:
+            with self.attaching(attach):
+                return self.execute(migration_id, ctx, command).events
+        except DomainError as refusal:
+            return refusal
+
+    def _execute(
+        self,
+        migration_id: UUID,
+        steps: Sequence[tuple[Context, Command]],
+        expected_version: int | None,
+        *,
+        batch: bool,
+    ) -> Recorded:
         # This process's writers of one migration load, decide and save one at a time (as
         # _write_lock queues their inserts), so they never collide with each other: conflicts
         # come from other processes, or from a stale expected_version.
@@ -231,11 +348,12 @@ class Tracker(Application[UUID]):
         retries = 10
         collided: VersionConflict | None = None
         decided_on = -1
-        claims: list[TenantClaim] = []
+        claims: dict[UUID, TenantClaim] = {}
         with stripes[hash(migration_id) % len(stripes)]:
             for attempt in range(1 + retries):
                 migration = self._get_migration(migration_id)
-                migration.ensure_visible_to(ctx)  # before anything else: ids of others never leak
+                # Before anything else: ids of others never leak.
+                migration.ensure_visible_to(steps[0][0])
                 if expected_version is not None and expected_version != migration.version:
                     raise VersionConflict(
                         message=f"expected version {expected_version}, "
@@ -249,41 +367,73 @@ class Tracker(Application[UUID]):
                     # retry stored first), and deciding again would collide again.
                     raise collided
                 decided_on = migration.version
-                guid_before = migration.state.tenant_guid
-                migration.execute(command, ctx, self.clock(), self.offers)
-                state = migration.state
-                claims = []
-                if state.tenant_guid is not None and guid_before is None:
-                    guid = _guid_key(state.tenant_guid)
-                    claims.append(self._claim(state.partner_id, guid, migration.id))
-                if migration.is_closed:
-                    # A closed migration frees its (partner, tenant) pairs in the same
-                    # transaction.
-                    keys = [state.tenant_id]
-                    if state.tenant_guid:
-                        keys.append(_guid_key(state.tenant_guid))
-                    for key in keys:
-                        claim: TenantClaim = self.repository.get(
-                            TenantClaim.key(state.partner_id, key)
-                        )
-                        claim.release(migration.id)
-                        claims.append(claim)
+                claims = self._decide(migration, steps, batch)
                 try:
                     # Attached aggregates (Tracker.attaching) are made afresh on every attempt.
-                    return self._save(migration, *claims)
+                    return self._save(migration, *claims.values())
                 except VersionConflict as conflict:
                     if expected_version is not None or attempt == retries:
                         raise  # the caller's precondition no longer holds, or we gave up
                     collided = conflict
         raise AssertionError("unreachable")
 
-    def _claim(self, partner_id: str, tenant_key: str, migration_id: UUID) -> TenantClaim:
-        """The claim on (partner, tenant) for `migration_id`; refused while another is open."""
+    def _decide(
+        self,
+        migration: Migration,
+        steps: Sequence[tuple[Context, Command]],
+        batch: bool,
+        claims: dict[UUID, TenantClaim] | None = None,
+    ) -> dict[UUID, TenantClaim]:
+        """Decide each step on `migration` in order (its events pending); the tenant claims
+        to save with them: taken when a step names the Entra tenant id, freed when the
+        migration closes. `claims` holds those already in hand (read or changed by an earlier
+        decision of the same save), and is returned with these added."""
+        now = self.clock()
+        was_closed = migration.is_closed
+        claims = {} if claims is None else claims
+        for index, (ctx, command) in enumerate(steps):
+            guid_before = migration.state.tenant_guid
+            try:
+                migration.execute(command, ctx, now, self.offers)
+                state = migration.state
+                if state.tenant_guid is not None and guid_before is None:
+                    guid = _guid_key(state.tenant_guid)
+                    claim = self._claim(state.partner_id, guid, migration.id, claims)
+                    claims[claim.id] = claim
+            except DomainError as refusal:
+                if batch:
+                    refusal.at_index(index)
+                raise
+        if migration.is_closed and not was_closed:
+            # A closed migration frees its (partner, tenant) pairs in the same transaction
+            # (a claim taken earlier in this batch included).
+            state = migration.state
+            keys = [state.tenant_id]
+            if state.tenant_guid:
+                keys.append(_guid_key(state.tenant_guid))
+            for key in keys:
+                claim_id = TenantClaim.key(state.partner_id, key)
+                held = claims.get(claim_id) or self.repository.get(claim_id)
+                held.release(migration.id)
+                claims[claim_id] = held
+        return claims
+
+    def _claim(
+        self,
+        partner_id: str,
+        tenant_key: str,
+        migration_id: UUID,
+        in_hand: dict[UUID, TenantClaim] | None = None,
+    ) -> TenantClaim:
+        """The claim on (partner, tenant) for `migration_id`; refused while another is open.
+        One `in_hand` (not yet saved) is taken as it stands there."""
         claim_id = TenantClaim.key(partner_id, tenant_key)
-        try:
-            claim: TenantClaim = self.repository.get(claim_id)
-        except AggregateNotFoundError:
-            return TenantClaim.open(partner_id, tenant_key, migration_id)
+        claim: TenantClaim | None = (in_hand or {}).get(claim_id)
+        if claim is None:
+            try:
+                claim = self.repository.get(claim_id)
+            except AggregateNotFoundError:
+                return TenantClaim.open(partner_id, tenant_key, migration_id)
         claim.take(migration_id)
         return claim
 

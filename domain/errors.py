@@ -21,6 +21,14 @@ class DomainError(Exception):
         self.details = details
         super().__init__(f"{self.code}: {self.message}")
 
+    def at_index(self, index: int) -> DomainError:
+        """This refusal, naming the command of a batch it refused (`details["index"]`, from 0):
+        a batch is stored whole or not at all, so the caller learns which one to fix."""
+        self.message = f"event {index} of the batch: {self.message}"
+        self.details = {"index": index, **self.details}
+        self.args = (f"{self.code}: {self.message}",)
+        return self
+
 
 class RuleViolated(DomainError):
     """A business rule refuses the command (e.g. region_mismatch, not_accepted)."""

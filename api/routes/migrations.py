@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query
@@ -17,12 +15,12 @@ from api.deps import (
     AuditCursor,
     CorrelationId,
     CurrentPrincipal,
-    Principal,
     QueriesDep,
     TrackerDep,
     own_migration,
 )
 from api.errors import ApiError, errors_for
+from api.idempotent import Answer, once, request_hash
 from api.routes.audit import (
     DATE_RULE,
     PARTNER_RULE,
@@ -37,20 +35,17 @@ from api.schemas import (
     HEADER_TEXT_PATTERN,
     NO_NUL,
     AuditPage,
-    EventBody,
+    EventsIn,
     MigrationPage,
     MigrationState,
     Recorded,
     RelationshipRequest,
+    read_events,
 )
-from domain import idempotency
 from domain.application import Recorded as DomainRecorded
-from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
 from domain.decider import START
-from domain.errors import DomainError
-from domain.migration import Migration
 from domain.vocabulary import Risk, Stage
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"])
@@ -101,61 +96,12 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(value.removeprefix("W/").strip('"'))
 
 
-def _respond(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"ETag": str(body["version"]), **headers})
-
-
-def _idempotent(
-    tracker: Tracker,
-    principal: Principal,
-    key: str | None,
-    request_hash: str,
-    command: Callable[[], DomainRecorded],
-) -> JSONResponse:
-    """Run `command` once per (key's principal, Idempotency-Key); replay the first response."""
-
-    def replay() -> JSONResponse | None:
-        if key is None:
-            return None
-        record = idempotency.find(tracker, principal.key_id, key)
-        if record is None:
-            return None
-        if record.request_hash != request_hash:
-            raise ApiError(
-                422,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-                idempotency_key=key,
-            )
-        return _respond(record.status, json.loads(record.body), **{"Idempotent-Replayed": "true"})
-
-    if (first := replay()) is not None:
-        return first
-    body: dict[str, Any] = {}
-
-    def attach(migration: Migration) -> list[Any]:
-        pending = cast("list[Migration.Event]", list(migration.pending_events))
-        body.update(render.recorded(migration, pending, tracker.clock()))
-        if key is None:
-            return []
-        text = json.dumps(body, separators=(",", ":"))
-        record = idempotency.IdempotencyRecord.record
-        return [record(principal.key_id, key, request_hash, 201, text)]
-
-    try:
-        with tracker.attaching(attach):
-            command()
-    except DomainError:
-        # A concurrent retry with the same key may have stored first (its record collides with
-        # ours, or its migration took the tenant claim): then answer as it was answered.
-        if (first := replay()) is not None:
-            return first
-        raise
-    return _respond(201, body)
-
-
-def _hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+def respond(answer: Answer) -> JSONResponse:
+    """A write's answer, with the migration's version as its ETag."""
+    headers = {"ETag": str(answer.body["version"])}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 @router.post(
@@ -179,12 +125,14 @@ def request_relationship(
     )
     fields = {**body.model_dump(exclude={"occurred_at"}), "partner_id": principal.partner_id}
     command = Command(START.wire_name(), fields)
-    response = _idempotent(
-        tracker,
-        principal,
-        idempotency_key,
-        _hash("POST /v1/migrations", body.model_dump(mode="json")),
-        lambda: tracker.start(ctx, command),
+    response = respond(
+        once(
+            tracker,
+            principal,
+            idempotency_key,
+            request_hash("POST /v1/migrations", body.model_dump(mode="json")),
+            lambda: tracker.start(ctx, command),
+        )
     )
     response.headers["Location"] = f"/v1/migrations/{json.loads(bytes(response.body))['id']}"
     return response
@@ -194,33 +142,59 @@ def request_relationship(
     "/{migration_id}/events",
     status_code=201,
     response_model=Recorded,
-    summary="Record an event",
+    summary="Record an event (or a batch, atomically)",
     responses=errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
 )
 def record_event(
     migration_id: MigrationId,
-    event: Annotated[EventBody, Body()],
+    body: Annotated[
+        EventsIn,
+        Body(
+            description="One event, or an array of 1 to 100 events recorded in order in one "
+            "transaction: all of them, or none"
+        ),
+    ],
     tracker: TrackerDep,
     principal: CurrentPrincipal,
     correlation_id: CorrelationId,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Record one event; the response holds the stored events (incl. migration_completed)."""
+    """Record one event, or an array of up to 100 in order, all or none (a refusal names
+    `details.index`); the response holds every stored event (incl. migration_completed)."""
+    # First, as FastAPI validated the body before the route when it was one event only.
+    events = read_events(body)
     principal.ensure_writer()
     expected = _expected_version(if_match)
+
     # The domain refuses another partner's migration as not found (before the If-Match check).
-    ctx = Context(
-        principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
-    )
-    command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
-    return _idempotent(
-        tracker,
-        principal,
-        idempotency_key,
-        _hash("POST events", str(migration_id), event.model_dump(mode="json")),
-        lambda: tracker.execute(migration_id, ctx, command, expected_version=expected),
-    )
+    def step(event: Any) -> tuple[Context, Command]:
+        ctx = Context(
+            principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
+        )
+        return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+
+    if isinstance(events, list):
+        steps = [step(event) for event in events]
+        wire: Any = [event.model_dump(mode="json") for event in events]
+    else:
+        steps = [step(events)]
+        wire = events.model_dump(mode="json")
+
+    def run() -> DomainRecorded:
+        if isinstance(events, list):
+            return tracker.execute_many(migration_id, steps, expected_version=expected)
+        ctx, command = steps[0]
+        return tracker.execute(migration_id, ctx, command, expected_version=expected)
+
+    fingerprint = event_request_hash(migration_id, wire)
+    return respond(once(tracker, principal, idempotency_key, fingerprint, run))
+
+
+def event_request_hash(migration_id: UUID, wire: Any) -> str:
+    """The fingerprint of POST /v1/migrations/{id}/events with this body (as JSON values): an
+    item of POST /v1/events:batch is the same request as the single post of its event."""
+    return request_hash("POST events", str(migration_id), wire)
 
 
 @router.get(

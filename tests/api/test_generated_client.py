@@ -196,3 +196,52 @@ def test_a_generated_client_walks_the_four_steps(generated, store_env):
         assert stale.status_code == 412
         assert isinstance(stale.parsed, models.ErrorBody)
         assert stale.parsed.error == "version_conflict"
+
+
+def test_a_generated_client_sends_batches(generated, store_env):
+    """The array form of record_event, and record_batch with its per-item results."""
+    client, _ = generated
+    models = client.models
+    tracker = Tracker(env=store_env)
+    try:
+        tracker.register_partner("fabrikam", "Fabrikam", "europe")
+        token = issue_key(tracker, "generated-client", "account_admin", "fabrikam").token
+    finally:
+        tracker.close()
+    request_relationship = client["api.migrations.request_relationship"]
+    record_event = client["api.migrations.record_event"]
+    record_batch = client["api.migrations.record_batch"]
+
+    with (
+        serving(store_env) as (url, _),
+        client["client"].AuthenticatedClient(base_url=url, token=token, timeout=30.0) as http,
+    ):
+        body = models.RelationshipRequest(
+            tenant_id="contoso.onmicrosoft.com",
+            customer_name="Contoso Ltd",
+            customer_region=models.Region.EUROPE,
+            channel=models.RelationshipRequestChannel.DIRECT,
+        )
+        opened = request_relationship.sync(client=http, body=body)
+        assert isinstance(opened, models.Recorded)
+        migration_id = UUID(opened.id)
+
+        response = record_event.sync_detailed(
+            migration_id, client=http, body=_four_steps(models), if_match="1"
+        )
+        assert response.status_code == 201, response.content
+        recorded = response.parsed
+        assert isinstance(recorded, models.Recorded)
+        assert [e.type_ for e in recorded.events][-1] == "migration_completed"
+        assert recorded.version == 6
+
+        items = [
+            models.BatchItem(migration_id=migration_id, event=models.NoteAdded(text="synced")),
+            models.BatchItem(migration_id=UUID(int=0), event=models.NoteAdded(text="nowhere")),
+        ]
+        results = record_batch.sync(client=http, body=items)
+        assert isinstance(results, models.BatchResults)
+        stored, refused = results.items
+        assert isinstance(stored, models.StoredItem) and stored.version == 7
+        assert isinstance(refused, models.RefusedItem)
+        assert (refused.status, refused.error) == (404, "migration_not_found")

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from api.app import create_app
-from api.routes import audit, dashboard, deadlines, health, ingest, ledger, migrations
+from api.routes import audit, dashboard, deadlines, events, health, ingest, ledger, migrations
 from api.settings import Settings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -52,7 +52,7 @@ def test_operation_ids_are_the_route_function_names_and_unique(schema):
         assert SNAKE.match(operation_id), operation_id
         assert len(operation_id) <= 32, operation_id
         assert "v1" not in operation_id.split("_"), operation_id
-    modules = (audit, dashboard, deadlines, health, ingest, ledger, migrations)
+    modules = (audit, dashboard, deadlines, events, health, ingest, ledger, migrations)
     names = {r.name for m in modules for r in m.router.routes if isinstance(r, APIRoute)}
     assert set(ids) == names
     assert {"record_event", "list_migrations", "request_relationship"} <= set(ids)
@@ -139,10 +139,38 @@ def test_every_json_response_is_a_named_model(schema):
 
 def test_each_event_body_defaults_its_type_to_its_literal(schema):
     body = schema["paths"]["/v1/migrations/{migration_id}/events"]["post"]["requestBody"]
-    members = body["content"]["application/json"]["schema"]["oneOf"]
+    members = _event_or_batch(body)[0]["oneOf"]
     assert len(members) >= 20
     components = schema["components"]["schemas"]
     for member in members:
         name = member["$ref"].rsplit("/", 1)[1]
         kind = components[name]["properties"]["type"]
         assert kind["default"] == kind["const"], name
+
+
+def _event_or_batch(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The two forms of POST .../events: one event (a discriminated union), or an array."""
+    forms = body["content"]["application/json"]["schema"]["oneOf"]
+    assert len(forms) == 2
+    return forms
+
+
+def test_record_event_takes_one_event_or_an_array_of_up_to_100(schema):
+    body = schema["paths"]["/v1/migrations/{migration_id}/events"]["post"]["requestBody"]
+    assert body["required"] is True
+    one, many = _event_or_batch(body)
+    assert one["discriminator"]["propertyName"] == "type"
+    assert many == {"type": "array", "items": one, "minItems": 1, "maxItems": 100}
+
+
+def test_the_batch_across_migrations_is_documented(schema):
+    operation = schema["paths"]["/v1/events:batch"]["post"]
+    assert operation["operationId"] == "record_batch"
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "422", "503"}
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["type"] == "array" and (body["minItems"], body["maxItems"]) == (1, 100)
+    item = schema["components"]["schemas"]["BatchItem"]
+    assert item["additionalProperties"] is False
+    assert item["required"] == ["migration_id", "event"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/BatchResults"}

@@ -13,7 +13,8 @@ from eventsourcing.persistence import StoredEvent
 
 from domain import events
 from domain.application import Tracker
-from domain.errors import Conflict, NotFound, RuleViolated, VersionConflict
+from domain.commands import Command
+from domain.errors import Conflict, InvalidInput, NotFound, RuleViolated, VersionConflict
 from domain.migration import event_type
 from domain.partner import Partner
 from tests.factories import ADMIN, BILLING, SALES, decided, record, start
@@ -354,3 +355,136 @@ class TestGivenALongMigration:
             assert fresh.get(mid).state.notes == SNAPSHOT_INTERVAL + 5
         finally:
             fresh.close()
+
+
+class TestExecuteMany:
+    """Several commands of one migration: decided in order, saved in one transaction or not."""
+
+    def test_each_command_is_decided_on_the_state_the_ones_before_it_left(self, app):
+        mid = request(app)
+        steps = [
+            (SALES, _original()),
+            (ADMIN, Command.of("invitation_accepted", accepted_by="admin@contoso.com")),
+            (ADMIN, Command.of("note_added", text="both in one save")),
+        ]
+        before = stored_count(app)
+        done = app.execute_many(mid, steps, expected_version=1)
+        assert [event_type(e) for e in done.events] == [
+            "original_subscription_recorded",
+            "invitation_accepted",
+            "note_added",
+        ]
+        assert [e.originator_version for e in done.events] == [2, 3, 4]
+        assert [e.role for e in done.events] == ["sales_agent", "account_admin", "account_admin"]
+        assert stored_count(app) == before + 3
+        assert app.get(mid).version == 4
+
+    def test_a_refusal_names_its_index_and_stores_nothing(self, app):
+        mid = request(app)
+        before = stored_count(app)
+        steps = [
+            (SALES, _original()),
+            (ADMIN, Command.of("note_added", text="fine")),
+            (
+                SALES,
+                Command.of(
+                    "subscription_provisioned",
+                    subscription_id="csp-1",
+                    replaces="orig-1",
+                    offer_id="O365_E3",
+                    offer_name="Office 365 E3",
+                    licenses=25,
+                ),
+            ),
+        ]
+        with pytest.raises(RuleViolated) as refused:
+            app.execute_many(mid, steps)
+        assert refused.value.code == "not_accepted"
+        assert refused.value.details["index"] == 2
+        assert stored_count(app) == before
+        assert app.get(mid).version == 1
+
+    def test_a_single_command_names_no_index(self, app):
+        mid = request(app)
+        with pytest.raises(RuleViolated) as refused:
+            record(
+                app,
+                "subscription_provisioned",
+                mid,
+                SALES,
+                subscription_id="csp-1",
+                replaces="orig-1",
+                offer_id="O365_E3",
+                offer_name="Office 365 E3",
+                licenses=25,
+            )
+        assert "index" not in refused.value.details
+
+    def test_an_empty_batch_is_refused(self, app):
+        mid = request(app)
+        with pytest.raises(InvalidInput) as refused:
+            app.execute_many(mid, [])
+        assert refused.value.code == "empty_batch"
+
+    def test_a_stale_expected_version_is_the_version_before_the_batch(self, app):
+        mid = request(app)
+        with pytest.raises(VersionConflict):
+            app.execute_many(mid, [(ADMIN, Command.of("note_added", text="x"))], 2)
+        assert app.get(mid).version == 1
+
+
+def _original() -> Command:
+    return Command.of(
+        "original_subscription_recorded",
+        subscription_id="orig-1",
+        offer_id="O365_E3",
+        offer_name="Office 365 E3",
+        licenses=25,
+        term_end=TERM_END,
+        purchased_via="m365_admin_portal",
+        billing_cycle="annual",
+    )
+
+
+class TestExecuteEach:
+    """Commands for several migrations: each decided as if alone, in order; one save."""
+
+    def test_all_are_saved_at_once_and_a_refusal_is_an_outcome(self, app, monkeypatch):
+        one, two = request(app), request(app, tenant="fabrikam-two.example")
+        saves = []
+        save = app.save
+        monkeypatch.setattr(app, "save", lambda *a, **k: saves.append(a) or save(*a, **k))
+        outcomes = app.execute_each(
+            [
+                (one, ADMIN, Command.of("note_added", text="a")),
+                (two, ADMIN, Command.of("invitation_accepted", accepted_by="x@two.example")),
+                (one, ADMIN, Command.of("invitation_accepted", accepted_by="x@one.example")),
+                (one, ADMIN, Command.of("invitation_accepted", accepted_by="again")),
+                (uuid4(), ADMIN, Command.of("note_added", text="nowhere")),
+            ]
+        )
+        assert len(saves) == 1
+        assert [[e.originator_version for e in o] for o in outcomes[:3]] == [[2], [2], [3]]
+        assert isinstance(outcomes[3], Conflict) and outcomes[3].code == "already_accepted"
+        assert isinstance(outcomes[4], NotFound)
+        assert (app.get(one).version, app.get(two).version) == (3, 2)
+
+    def test_a_collision_with_another_writer_runs_them_one_by_one(self, app):
+        one, two = request(app), request(app, tenant="fabrikam-two.example")
+        sneaked: list[object] = []
+
+        def decided(index, migration, events):
+            if not sneaked:  # another writer stores on `one` before the save
+                sneaked.append(record(app, "note_added", one, ADMIN, text="sneaked in"))
+            return []
+
+        outcomes = app.execute_each(
+            [
+                (one, ADMIN, Command.of("note_added", text="a")),
+                (two, ADMIN, Command.of("note_added", text="b")),
+            ],
+            decided,
+        )
+        assert [[e.originator_version for e in o] for o in outcomes] == [[3], [2]]
+        texts = [e.text for e in app.history(one) if hasattr(e, "text")]
+        assert texts == ["sneaked in", "a"]
