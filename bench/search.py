@@ -51,9 +51,9 @@ def texts(read_side: ReadSide) -> dict[str, str]:
         "name, one match (read_side's)": "customer 77 ",
         "domain part": "customer77.onmicros",
         "id prefix, 8 chars": some_id[0]["id"][:8],
-        "name, grows with size": "customer 12",
+        "name, more rows with size": "customer 12",
         "in every row": "ltd",
-        "2 chars, 1 in 100 rows": "77",
+        "2 chars, common": "77",
         "2 chars, in no row": "zq",
         "no match": "zzz",
     }
@@ -63,10 +63,12 @@ def latencies(read_side: ReadSide, searches: dict[str, str], runs: int) -> dict[
     """p50/p95 ms of old and new for each search, taken in turns (one warm-up each)."""
     samples: dict[str, dict[str, list[float]]] = {n: {"old": [], "new": []} for n in searches}
     fns = {"old": old_search, "new": new_search}
+    rows_returned = {}
     for name, text in searches.items():
         old, new = old_search(read_side, text), new_search(read_side, text)
         if [m["id"] for m in old] != [m["id"] for m in new]:
             raise AssertionError(f"{name!r}: the new search answers differently")
+        rows_returned[name] = len(new)
     for _ in range(runs):
         for name, text in searches.items():
             for which, fn in fns.items():
@@ -75,11 +77,14 @@ def latencies(read_side: ReadSide, searches: dict[str, str], runs: int) -> dict[
                 samples[name][which].append(time.perf_counter() - t0)
     return {
         name: {
-            which: {
-                "p50_ms": percentile(s, 50) * 1000,
-                "p95_ms": percentile(s, 95) * 1000,
-            }
-            for which, s in by.items()
+            "rows": rows_returned[name],
+            **{
+                which: {
+                    "p50_ms": percentile(s, 50) * 1000,
+                    "p95_ms": percentile(s, 95) * 1000,
+                }
+                for which, s in by.items()
+            },
         }
         for name, by in samples.items()
     }
@@ -154,37 +159,42 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--write-cost", action="store_true")
+    parser.add_argument("--name", default="search", help="results file: bench/results/NAME.json")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     results = {k: [one_size(k, s, args.runs, args.write_cost) for s in args.sizes] for k in kinds}
     for k, rs in results.items():
         first, last = rs[0], rs[-1]
+        ends = (first, last) if len(rs) > 1 else (first,)
+        ratios = len(rs) > 1
         table(
             f"Text search on {k}: p50 / p95 ms, old scan vs trigram index ({args.runs} runs, "
             "in-process)",
             [
                 "search",
-                *[
-                    f"{which} {r['events']:,} events"
-                    for r in (first, last)
-                    for which in ("old", "new")
-                ],
-                "old p95 ratio",
-                "new p95 ratio",
+                "rows returned",
+                *[f"{which} {r['events']:,} events" for r in ends for which in ("old", "new")],
+                *(["old p95 ratio", "new p95 ratio"] if ratios else []),
             ],
             [
                 [
                     f"{name} `{first['texts'][name]}`",
+                    " / ".join(str(r["queries"][name]["rows"]) for r in ends),
                     *[
                         f"{r['queries'][name][which]['p50_ms']:.1f} / "
                         f"{r['queries'][name][which]['p95_ms']:.1f}"
-                        for r in (first, last)
+                        for r in ends
                         for which in ("old", "new")
                     ],
-                    last["queries"][name]["old"]["p95_ms"]
-                    / first["queries"][name]["old"]["p95_ms"],
-                    last["queries"][name]["new"]["p95_ms"]
-                    / first["queries"][name]["new"]["p95_ms"],
+                    *(
+                        [
+                            last["queries"][name][which]["p95_ms"]
+                            / first["queries"][name][which]["p95_ms"]
+                            for which in ("old", "new")
+                        ]
+                        if ratios
+                        else []
+                    ),
                 ]
                 for name in first["queries"]
             ],
@@ -203,8 +213,8 @@ def main() -> None:
                     for r in rs
                 ],
             )
-    save_results("search", {"sizes": args.sizes, "results": results})
-    print("\nplans written to bench/results/search.json")
+    save_results(args.name, {"sizes": args.sizes, "results": results})
+    print(f"\nplans written to bench/results/{args.name}.json")
 
 
 if __name__ == "__main__":
