@@ -64,6 +64,47 @@ def store(kind: str) -> Iterator[dict[str, str]]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+class _Recording:
+    """A cursor that notes each statement it runs (the rest is the cursor's own)."""
+
+    def __init__(self, cursor: Any, calls: list[tuple[str, Any]]) -> None:
+        self._cursor = cursor
+        self._calls = calls
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._calls.append((sql, params))
+        return self._cursor.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+@contextlib.contextmanager
+def statements(view: Any) -> Iterator[list[tuple[str, Any]]]:
+    """Record the statements (SQL as sent, parameters) the view's reads run meanwhile."""
+    calls: list[tuple[str, Any]] = []
+    original = view.read
+
+    @contextlib.contextmanager
+    def read() -> Iterator[Any]:  # `fetch` reads through `read` too
+        with original() as c:
+            yield _Recording(c, calls)
+
+    view.read = read
+    try:
+        yield calls
+    finally:
+        del view.read  # the class's own again
+
+
+def explain(view: Any, sql: str, params: Any) -> list[str]:
+    """The plan of one statement as sent: EXPLAIN QUERY PLAN (SQLite) or EXPLAIN (PostgreSQL)."""
+    sqlite = view.placeholder == "?"
+    with view.read() as c:
+        c.execute(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + sql, params)
+        return [str(r[-1] if sqlite else next(iter(r.values()))) for r in c.fetchall()]
+
+
 def rate(count: int, fn: Callable[[], Any]) -> float:
     """Items per second of one call of `fn` that processes `count` items."""
     start = time.perf_counter()

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import percentile, save_results, store, table
+from bench.common import explain, percentile, save_results, statements, store, table
 from bench.generate import generate
 from bench.server import ROOT, serving, settings_env
 from domain.access import issue_key
@@ -92,29 +92,13 @@ def queries(read_side: ReadSide, head: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def plans(read_side: ReadSide, qs: dict[str, dict[str, Any]], kind: str) -> dict[str, list[str]]:
+def plans(read_side: ReadSide, qs: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """EXPLAIN each SQL statement a query runs."""
-    view = read_side.view
-    original = view.fetch
     out: dict[str, list[str]] = {}
     for name, spec in qs.items():
-        captured: list[tuple[str, Any]] = []
-
-        def capture(template: str, params: Any = (), _c: list = captured) -> list[Any]:
-            _c.append((template, params))
-            return original(template, params)
-
-        view.fetch = capture  # type: ignore[method-assign]
-        try:
+        with statements(read_side.view) as calls:
             spec["run"]()
-        finally:
-            view.fetch = original  # type: ignore[method-assign]
-        lines = []
-        for template, params in captured:
-            prefix = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
-            rows = original(prefix + template, params)
-            lines += [str(r[-1] if kind == "sqlite" else next(iter(r.values()))) for r in rows]
-        out[name] = lines
+        out[name] = [line for sql, params in calls for line in explain(read_side.view, sql, params)]
     return out
 
 
@@ -176,7 +160,7 @@ def one_size(kind: str, size: int) -> dict[str, Any]:
         for view in ("migrations", "audit", "summary"):
             result[f"rebuild_{view}"] = rebuild_rate(read_side, view)
         qs = queries(read_side, head)
-        result["plans"] = plans(read_side, qs, kind)
+        result["plans"] = plans(read_side, qs)
         token = issue_key(tracker, "bench-auditor", "auditor", None).token
         read_side.catch_up()
         with serving(env, extra_env={"CSP_TRACKER_RUN_PROJECTIONS": "false"}) as (url, _):

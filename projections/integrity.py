@@ -317,22 +317,39 @@ def _check_views(app: Any, read_side: Any | None, report: Report) -> dict[str, A
 
 
 def _check_migrations_view(app: Any, read_side: Any, report: Report) -> dict[str, Any]:
-    """Each row of the current-state view holds the state a replay of its events gives."""
+    """Each row of the current-state view holds the state a replay of its events gives, and
+    its search row (what `?q=` finds it by) the replay's name and tenant."""
     from domain.state import replay
-    from projections.rows import load_state
+    from projections.rows import load_state, search_row
 
     checked = 0
-    for row in read_side.view.fetch_iter("SELECT id, version, state FROM {migrations}"):
+    for row in read_side.view.fetch_iter(
+        "SELECT m.id, m.version, m.state, s.customer_name AS s_name, s.tenant_id AS s_tenant "
+        "FROM {migrations} m LEFT JOIN {migration_search} s ON s.id = m.id"
+    ):
         checked += 1
+        searchable = True
         try:
             events = app.history(UUID(row["id"]))
+            replayed = replay(events)
             good = (
                 len(events) == int(row["version"])
-                and load_state(row["state"]).to_dict() == replay(events).to_dict()
+                and load_state(row["state"]).to_dict() == replayed.to_dict()
             )
+            expected = search_row(row["id"], 0, replayed.customer_name, replayed.tenant_id)
+            searchable = (row["s_name"], row["s_tenant"]) == expected[2:]
         except Exception:
             good = False
         if not good:
             report.fail("migrations_view", f"the row of migration {row['id']} differs from a "
                         "replay of its events")  # fmt: skip
+        elif not searchable:
+            report.fail("migrations_view", f"the search row of migration {row['id']} is "
+                        "missing or differs from a replay of its events")  # fmt: skip
+    [extra] = read_side.view.fetch(
+        "SELECT COUNT(*) AS n FROM {migration_search} s "
+        "WHERE NOT EXISTS (SELECT 1 FROM {migrations} m WHERE m.id = s.id)"
+    )
+    if extra["n"]:
+        report.fail("migrations_view", f"{extra['n']} search rows have no migration")
     return {"rows_checked": checked}

@@ -152,6 +152,9 @@ class ReadModelProjection(Projection[ViewStore]):
             if "summary" in views
             else {}
         )
+        # The searchable text before the batch (None: a migration new to the view).
+        searched = {i: _search_key(current.get(i)) for i in ids} if "migrations" in views else {}
+        first: dict[str, int] = {}
         touched: dict[str, tuple[int, str, str]] = {}
         audit: list[tuple[Any, ...]] = []
         prev = self._last_hash(c) if "audit" in views else ""
@@ -162,6 +165,7 @@ class ReadModelProjection(Projection[ViewStore]):
             if state is None:
                 state = current[mid] = MigrationState()
             event.evolve(state)
+            first.setdefault(mid, position)
             recorded_at = rows.iso(event.timestamp)
             touched[mid] = (event.originator_version, event_type(event), recorded_at)
             if with_audit:
@@ -179,11 +183,33 @@ class ReadModelProjection(Projection[ViewStore]):
             risks = [r for m in ids for r in rows.risk_rows(m, current[m])]
             if risks:
                 v.insert_rows(c, "migration_risks", ("migration_id", "risk"), risks)
+            self._search(c, ids, current, searched, first)
         if "audit" in views and audit:
             v.insert_rows(c, "audit", rows.AUDIT_COLUMNS, audit)
         if "summary" in views:
             self._summary(c, ids, current, before)
         return ledger
+
+    def _search(
+        self,
+        c: Any,
+        ids: list[str],
+        current: dict[str, MigrationState],
+        searched: dict[str, tuple[str, str] | None],
+        first: dict[str, int],
+    ) -> None:
+        """A search row for each migration new to the view; the text of any whose name or
+        tenant changed (no event changes them today). Most batches write nothing here."""
+        new, changed = [], []
+        for mid in ids:
+            state, before = current[mid], searched[mid]
+            if before is None:
+                new.append(rows.search_row(mid, first[mid], state.customer_name, state.tenant_id))
+            elif before != _search_key(state):
+                _, _, name, tenant = rows.search_row(mid, 0, state.customer_name, state.tenant_id)
+                changed.append((mid, name, tenant))
+        if new or changed:
+            self.view.write_search(c, new, changed)
 
     def _load(self, c: Any, ids: list[str]) -> dict[str, MigrationState]:
         c.execute(
@@ -277,6 +303,10 @@ class ReadModelProjection(Projection[ViewStore]):
                     ),
                     emptied,
                 )
+
+
+def _search_key(state: MigrationState | None) -> tuple[str, str] | None:
+    return None if state is None else (state.customer_name, state.tenant_id)
 
 
 def _marks(values: Iterable[Any]) -> str:

@@ -66,7 +66,46 @@ class Queries:
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[dict], str | None]:
-        """One page, in id order; the cursor is the last id of the page (None: no more)."""
+        """One page, in id order; the cursor is the last id of the page (None: no more).
+        `text`: the customer name, tenant domain or id contains it, in any case (`\\`, `%`
+        and `_` in it are ignored)."""
+        where, params = self._migrations_where(
+            now,
+            partner_id=partner_id,
+            stage=stage,
+            risk=risk,
+            tenant_id=tenant_id,
+            term_end_before=term_end_before,
+        )
+        if cursor:
+            where.append("id > ?")
+            params.append(cursor)
+        needle = rows.search_needle(text) if text else ""
+        with self.view.read() as c:  # one snapshot, for the search's probe and the page
+            if needle:  # (a text of only `\\`, `%` and `_` matches every migration, as it did)
+                condition, extra = self.view.text_condition(c, needle, limit)
+                where.append(condition)
+                params += extra
+            sql = "SELECT id, version, state FROM {migrations}"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            c.execute(self.view.sql(sql + " ORDER BY id LIMIT ?"), [*params, limit])
+            found = list(c.fetchall())
+        items = [describe(r["id"], r["version"], rows.load_state(r["state"]), now) for r in found]
+        next_cursor = found[-1]["id"] if len(found) == limit and found else None
+        return items, next_cursor
+
+    def _migrations_where(
+        self,
+        now: datetime,
+        *,
+        partner_id: str | None,
+        stage: str | None,
+        risk: str | None,
+        tenant_id: str | None,
+        term_end_before: date | None,
+    ) -> tuple[list[str], list[object]]:
+        """The filters of the migrations list (but the text) as SQL conditions, parameters."""
         where: list[str] = []
         params: list[object] = []
         if partner_id is not None:
@@ -81,12 +120,6 @@ class Queries:
         if term_end_before is not None:
             where.append("next_term_end < ?")
             params.append(term_end_before.isoformat())
-        if text:
-            where.append(
-                "(LOWER(customer_name) LIKE ? OR LOWER(tenant_id) LIKE ? OR LOWER(id) LIKE ?)"
-            )
-            pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
-            params += [pattern] * 3
         if risk is not None:
             timed = timed_risk_conditions(now)
             if risk in timed:
@@ -99,18 +132,7 @@ class Queries:
                     "WHERE r.migration_id = {migrations}.id AND r.risk = ?)"
                 )
                 params.append(risk)
-        if cursor:
-            where.append("id > ?")
-            params.append(cursor)
-        sql = "SELECT id, version, state FROM {migrations}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
-        found = self.view.fetch(sql, params)
-        items = [describe(r["id"], r["version"], rows.load_state(r["state"]), now) for r in found]
-        next_cursor = found[-1]["id"] if len(found) == limit and found else None
-        return items, next_cursor
+        return where, params
 
     # -- audit --------------------------------------------------------------------------------
     def audit(

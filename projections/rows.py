@@ -282,6 +282,22 @@ MIGRATION_COLUMNS = (
 )
 
 
+def search_row(
+    migration_id: str, position: int, customer_name: str, tenant_id: str
+) -> tuple[Any, ...]:
+    """The `migration_search` row (schema.SEARCH_COLUMNS): name and tenant lowered here, in
+    Python, so that both stores fold case alike, non-ASCII letters included (SQLite's lower()
+    folds ASCII only). `position` is the log position of the migration's first event. The id
+    is kept as it is (it joins `migrations`): ids are UUIDs, spelled in lower case."""
+    return (migration_id, position, customer_name.lower(), tenant_id.lower())
+
+
+def search_needle(text: str) -> str:
+    """The text `?q=` looks for: lowered, with `\\`, `%` and `_` removed (as always: they are
+    ignored, not matched)."""
+    return text.lower().replace("\\", "").replace("%", "").replace("_", "")
+
+
 def load_state(text: str) -> MigrationState:
     return MigrationState.from_dict(json.loads(text))
 

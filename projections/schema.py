@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 # Each view and the tables it owns. `rebuild(view)` empties exactly these.
 VIEWS: dict[str, tuple[str, ...]] = {
-    "migrations": ("migrations", "migration_risks"),
+    "migrations": ("migrations", "migration_risks", "migration_search"),
     "audit": ("audit",),
     "summary": ("summary", "summary_dates"),
     "ledger": ("ledger_leaves", "ledger_nodes"),
@@ -19,8 +19,10 @@ VIEWS: dict[str, tuple[str, ...]] = {
 TABLES: tuple[str, ...] = tuple(t for tables in VIEWS.values() for t in tables)
 TABLE_PREFIX = "view_"
 # The layout of the view tables. Views built with another layout are dropped and rebuilt from
-# the events when the read side starts (they are derived data); `schema` records the layout.
-SCHEMA_VERSION = 3
+# the events when the read side starts (they are derived data), unless `ViewStore.UPGRADES` has
+# a step from it (adding a table filled from the others is faster than re-projecting the log);
+# `schema` records the layout. 4: `migration_search` and its trigram index.
+SCHEMA_VERSION = 4
 SCHEMA_TABLE = "schema"
 HEADS_TABLE = "ledger_heads"
 # Leading primary-key columns of each table (a total order of its rows), for comparisons.
@@ -47,6 +49,17 @@ _TABLES = {
         last_event_type TEXT NOT NULL,
         last_event_at TEXT NOT NULL,
         state TEXT NOT NULL
+    )""",
+    # The text `?q=` searches, lowered by Python's str.lower() (SQLite's lower() folds ASCII
+    # only), one row per migration, written when the migration first appears: its own table
+    # so that the per-event updates of `migrations` never touch the trigram index. `position`
+    # is the log position of the migration's first event (unique, and the same however the
+    # log was batched): the row id of the SQLite full-text index. See docs/projections.md.
+    "migration_search": """(
+        id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL UNIQUE,
+        customer_name TEXT NOT NULL,
+        tenant_id TEXT NOT NULL
     )""",
     "migration_risks": """(
         migration_id TEXT NOT NULL,
@@ -124,10 +137,56 @@ _INDEXES = [
 ]
 
 
-def create_statements(qualified: Callable[[str], str]) -> list[str]:
-    """CREATE statements; `qualified(table)` gives the name as used in SQL."""
-    statements = [f"CREATE TABLE IF NOT EXISTS {qualified(t)} {ddl}" for t, ddl in _TABLES.items()]
+# SQLite: the search table is clustered by id (no rowid), so a walk in id order reads it in
+# order and a lookup by position is one covering index probe.
+SQLITE_TABLE_OPTIONS = {"migration_search": " WITHOUT ROWID"}
+
+
+def create_statements(
+    qualified: Callable[[str], str], options: dict[str, str] | None = None
+) -> list[str]:
+    """CREATE statements; `qualified(table)` gives the name as used in SQL; `options` adds
+    store-specific table options (SQLITE_TABLE_OPTIONS)."""
+    options = options or {}
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {qualified(t)} {ddl}{options.get(t, '')}"
+        for t, ddl in _TABLES.items()
+    ]
     return statements + index_statements(qualified)
+
+
+# -- text search (`?q=`) -------------------------------------------------------------------
+SEARCH_TABLE = "migration_search"
+SEARCH_COLUMNS = ("id", "position", "customer_name", "tenant_id")
+# The shortest text a trigram index can answer: shorter texts are matched by a scan of the
+# search table (see ViewStore.text_condition).
+TRIGRAM = 3
+# SQLite: an FTS5 index of the search table (external content: it stores only the index),
+# with the trigram tokenizer (SQLite >= 3.34), case-sensitive because the text is lowered
+# already: a phrase query of 3+ characters is then exactly "contains" on lowered text.
+SQLITE_FTS = "migration_search_fts"
+
+
+def sqlite_fts_statement(qualified: Callable[[str], str]) -> str:
+    return (
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {qualified(SQLITE_FTS)} USING fts5("
+        "id, customer_name, tenant_id, "
+        f"content='{qualified(SEARCH_TABLE)}', content_rowid='position', "
+        "tokenize='trigram case_sensitive 1')"
+    )
+
+
+# PostgreSQL: one GIN index of pg_trgm's trigrams over the three columns; `LIKE '%text%'` on
+# any of them is answered from it (a BitmapOr of three index scans), rechecked exactly.
+PG_TRGM_INDEX = f"{TABLE_PREFIX}{SEARCH_TABLE}_trgm"
+
+
+def pg_trgm_index_statement(qualified: Callable[[str], str], extension_schema: str) -> str:
+    ops = f'"{extension_schema}".gin_trgm_ops'
+    return (
+        f"CREATE INDEX IF NOT EXISTS {PG_TRGM_INDEX} ON {qualified(SEARCH_TABLE)} "
+        f"USING gin (customer_name {ops}, tenant_id {ops}, id {ops})"
+    )
 
 
 def index_statements(

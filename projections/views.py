@@ -8,26 +8,52 @@ the batch was read from, then the library's `_insert_tracking` moves it to the b
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
+from functools import cache
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, PersistenceError, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
+from projections import rows
 from projections.schema import (
     KEY_COLUMNS,
+    PG_TRGM_INDEX,
     SCHEMA_VERSION,
+    SEARCH_COLUMNS,
+    SEARCH_TABLE,
+    SQLITE_FTS,
+    SQLITE_TABLE_OPTIONS,
     TABLE_PREFIX,
     TABLES,
+    TRIGRAM,
     VIEWS,
     create_statements,
     drop_index_statements,
     index_statements,
+    pg_trgm_index_statement,
+    sqlite_fts_statement,
 )
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def trigram_available() -> bool:
+    """Whether this process's SQLite has FTS5 with the trigram tokenizer (3.34+)."""
+    try:
+        with closing(sqlite3.connect(":memory:")) as db:
+            db.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='trigram case_sensitive 1')")
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 class TrackingConflict(IntegrityError):
@@ -104,26 +130,111 @@ class ViewStore(TrackingRecorder):
             self.sql(f"INSERT INTO {{{table}}} ({', '.join(columns)}) VALUES ({marks})"), rows
         )
 
+    # Upgrades in place: from a layout to the next, without re-projecting the log.
+    UPGRADES: dict[int, str] = {3: "_add_search"}
+    table_options: dict[str, str] = {}
+
     def ensure_schema(self, app_name: str) -> bool:
-        """Drop and re-create the view tables if they were built with another layout, and
-        move tracking back to 0 so that the runner rebuilds them. True if it did."""
+        """Bring the view tables to this layout: upgrade them in place where `UPGRADES` has
+        the steps, else drop and re-create them and move tracking back to 0 so that the runner
+        rebuilds them (True if it did). Then make sure the search index exists."""
+        self._prepare_search()
         with self.write() as c:
             c.execute(self.sql("CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL)"))
             c.execute(self.sql("SELECT version FROM {schema}"))
             row = c.fetchone()
-            if row is not None and row["version"] == SCHEMA_VERSION:
-                return False
-            for table in TABLES:
-                c.execute(self.sql(f"DROP TABLE IF EXISTS {{{table}}}"))
-            for statement in create_statements(self._qualified):
-                c.execute(statement)
+            version = None if row is None else row["version"]
+            # Hold the tracking row (as each batch does first), so that no batch commits
+            # while the tables change under it.
             c.execute(
-                self.sql("UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"),
+                self.sql(
+                    "UPDATE {tracking} SET notification_id = notification_id "
+                    "WHERE application_name = ?"
+                ),
                 (app_name,),
             )
-            c.execute(self.sql("DELETE FROM {schema}"))
-            c.execute(self.sql("INSERT INTO {schema} (version) VALUES (?)"), (SCHEMA_VERSION,))
-            return True
+            while version in self.UPGRADES and getattr(self, self.UPGRADES[version])(c):
+                version += 1
+            rebuilt = version != SCHEMA_VERSION
+            if rebuilt:
+                self._drop_search_index(c)
+                for table in TABLES:
+                    c.execute(self.sql(f"DROP TABLE IF EXISTS {{{table}}}"))
+                for statement in create_statements(self._qualified, self.table_options):
+                    c.execute(statement)
+                c.execute(
+                    self.sql(
+                        "UPDATE {tracking} SET notification_id = 0 WHERE application_name = ?"
+                    ),
+                    (app_name,),
+                )
+            if version != (None if row is None else row["version"]) or rebuilt:
+                c.execute(self.sql("DELETE FROM {schema}"))
+                c.execute(self.sql("INSERT INTO {schema} (version) VALUES (?)"), (SCHEMA_VERSION,))
+            self.ensure_search_index(c)
+            return rebuilt
+
+    def _add_search(self, c: Any) -> bool:
+        """3 -> 4: `migration_search`, filled from the migrations view, with each migration's
+        first position from the audit view (as the projector would have written it). False
+        (rebuild everything instead) if a migration has no audit row."""
+        for statement in create_statements(self._qualified, self.table_options):
+            c.execute(statement)
+        self._empty(c, SEARCH_TABLE)
+        c.execute(
+            self.sql(
+                "SELECT m.id, m.customer_name, m.tenant_id, (SELECT MIN(a.position) "
+                "FROM {audit} a WHERE a.migration_id = m.id) AS first FROM {migrations} m"
+            )
+        )
+        found = c.fetchall()
+        if any(r["first"] is None for r in found):
+            log.warning("views disagree (a migration without audit rows): rebuilding them")
+            return False
+        new = [
+            rows.search_row(r["id"], r["first"], r["customer_name"], r["tenant_id"]) for r in found
+        ]
+        if new:
+            self.insert_rows(c, SEARCH_TABLE, SEARCH_COLUMNS, new)
+        log.info("views upgraded in place: %d migrations indexed for text search", len(new))
+        return True
+
+    # -- text search --------------------------------------------------------------------------
+    def _prepare_search(self) -> None:
+        """Anything the search index needs outside the schema's transaction (PostgreSQL's
+        extension)."""
+
+    def ensure_search_index(self, c: Any) -> None:
+        """Create the search index if the store can have one and it is missing."""
+
+    def _drop_search_index(self, c: Any) -> None:
+        """Before the tables are dropped."""
+
+    def write_search(
+        self, c: Any, new: list[tuple[Any, ...]], changed: list[tuple[str, str, str]]
+    ) -> None:
+        """Add the search rows of new migrations (`rows.search_row`); replace the text of
+        `changed` ones ((id, customer_name, tenant_id), lowered)."""
+        if new:
+            self.insert_rows(c, SEARCH_TABLE, SEARCH_COLUMNS, new)
+        if changed:
+            c.executemany(
+                self.sql(
+                    "UPDATE {migration_search} SET customer_name = ?, tenant_id = ? WHERE id = ?"
+                ),
+                [(name, tenant, mid) for mid, name, tenant in changed],
+            )
+
+    def text_condition(self, c: Any, needle: str, limit: int) -> tuple[str, list[Any]]:
+        """A condition on `{migrations}.id`: its name, tenant or id contains `needle` (lowered,
+        see rows.search_needle). PostgreSQL's planner picks the trigram index or a walk in id
+        order from its statistics, so one statement serves every needle."""
+        pattern = f"%{needle}%"
+        return (
+            "id IN (SELECT id FROM {migration_search} "
+            "WHERE customer_name LIKE ? OR tenant_id LIKE ? OR id LIKE ?)",
+            [pattern] * 3,
+        )
 
     def guard(self, c: Any, app_name: str, expected: int) -> None:
         """Lock the tracking row; refuse if another runner moved it since we read it.
@@ -173,6 +284,7 @@ class ViewStore(TrackingRecorder):
         with self.write() as c:
             for statement in index_statements(self._qualified):
                 c.execute(statement)
+            self.ensure_search_index(c)
 
     def dump(self, app_name: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every view table in primary-key order, plus the tracked position: for comparisons."""
@@ -190,9 +302,149 @@ class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
     """The views in the application's SQLite file (its tracking table is named `tracking`)."""
 
     datastore: SQLiteDatastore
+    table_options = SQLITE_TABLE_OPTIONS
+    # A text search fetches at most PROBE x limit ids from the index before it decides how to
+    # answer (see text_condition).
+    PROBE = 20
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *create_statements(self._qualified)]
+        return [
+            *super().construct_create_table_statements(),
+            *create_statements(self._qualified, self.table_options),
+        ]
+
+    # -- text search --------------------------------------------------------------------------
+    def _has_fts(self, c: Any) -> bool:
+        c.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (self._qualified(SQLITE_FTS),))
+        return c.fetchone() is not None
+
+    def _fts(self, c: Any) -> bool:
+        """Whether the full-text index exists: it does once ensure_schema has run, unless this
+        SQLite lacks FTS5 or its trigram tokenizer (remembered: only ensure_schema, in one
+        transaction, drops and re-creates it)."""
+        found = self.__dict__.get("_fts_exists")
+        if found is None:
+            found = self.__dict__["_fts_exists"] = self._has_fts(c)
+        return bool(found)
+
+    def ensure_search_index(self, c: Any) -> None:
+        self.__dict__.pop("_fts_exists", None)
+        if self._fts(c):
+            return
+        if not trigram_available():
+            log.warning(
+                "SQLite %s has no FTS5 trigram tokenizer (needs 3.34+): text search scans "
+                "the migration_search table",
+                sqlite3.sqlite_version,
+            )
+            return
+        c.execute(sqlite_fts_statement(self._qualified))
+        # Index what the table already holds (after an upgrade, or a store first opened
+        # by a SQLite without the tokenizer).
+        c.execute(
+            self.sql(
+                "INSERT INTO {migration_search_fts} (rowid, id, customer_name, tenant_id) "
+                "SELECT position, id, customer_name, tenant_id FROM {migration_search}"
+            )
+        )
+        self.__dict__["_fts_exists"] = True
+
+    def _drop_search_index(self, c: Any) -> None:
+        c.execute(self.sql("DROP TABLE IF EXISTS {migration_search_fts}"))
+        self.__dict__["_fts_exists"] = False
+
+    def _empty(self, c: Any, table: str) -> None:
+        if table == SEARCH_TABLE and self._fts(c):
+            c.execute(
+                self.sql(
+                    "INSERT INTO {migration_search_fts} ({migration_search_fts}) "
+                    "VALUES ('delete-all')"
+                )
+            )
+        super()._empty(c, table)
+
+    def write_search(
+        self, c: Any, new: list[tuple[Any, ...]], changed: list[tuple[str, str, str]]
+    ) -> None:
+        fts = self._fts(c)
+        if changed and fts:
+            # An external-content index forgets a row only when told its old text.
+            c.execute(
+                self.sql(
+                    "SELECT position, id, customer_name, tenant_id FROM {migration_search} "
+                    f"WHERE id IN ({self.marks(len(changed))})"
+                ),
+                [mid for mid, _, _ in changed],
+            )
+            old = [tuple(r) for r in c.fetchall()]
+            c.executemany(
+                self.sql(
+                    "INSERT INTO {migration_search_fts} "
+                    "({migration_search_fts}, rowid, id, customer_name, tenant_id) "
+                    "VALUES ('delete', ?, ?, ?, ?)"
+                ),
+                old,
+            )
+        super().write_search(c, new, changed)
+        if fts:
+            added = list(new)
+            if changed:
+                c.execute(
+                    self.sql(
+                        "SELECT id, position, customer_name, tenant_id FROM {migration_search} "
+                        f"WHERE id IN ({self.marks(len(changed))})"
+                    ),
+                    [mid for mid, _, _ in changed],
+                )
+                added += [tuple(r) for r in c.fetchall()]
+            if added:
+                c.executemany(
+                    self.sql(
+                        "INSERT INTO {migration_search_fts} "
+                        "(id, rowid, customer_name, tenant_id) VALUES (?, ?, ?, ?)"
+                    ),
+                    added,
+                )
+
+    def search_probe(self, needle: str, cap: int, *, fts: bool = True) -> tuple[str, list[Any]]:
+        """The statement that fetches at most cap + 1 ids of migrations matching `needle`."""
+        if fts and len(needle) >= TRIGRAM:
+            # One FTS5 phrase (quotes doubled): with the trigram tokenizer, its trigrams at
+            # consecutive places in one column, which is the needle as a substring.
+            phrase = '"' + needle.replace('"', '""') + '"'
+            return (
+                self.sql(
+                    "SELECT s.id FROM {migration_search_fts} JOIN {migration_search} s "
+                    "ON s.position = {migration_search_fts}.rowid "
+                    "WHERE {migration_search_fts} MATCH ? LIMIT ?"
+                ),
+                [phrase, cap + 1],
+            )
+        return (
+            self.sql(
+                "SELECT id FROM {migration_search} WHERE instr(customer_name, ?) > 0 "
+                "OR instr(tenant_id, ?) > 0 OR instr(id, ?) > 0 LIMIT ?"
+            ),
+            [needle, needle, needle, cap + 1],
+        )
+
+    def text_condition(self, c: Any, needle: str, limit: int) -> tuple[str, list[Any]]:
+        """SQLite's planner cannot weigh an FTS match against a walk in id order, so ask the
+        index first, for at most PROBE x limit ids: if that is all of them, they are the
+        answer's candidates (few: cheap to look up); if there are more, the text is common
+        and walking the migrations in id order reaches `limit` matches soon (about
+        limit / share of rows matching). Texts shorter than a trigram, or a SQLite without
+        the index, probe with a scan of the (narrow) search table instead."""
+        cap = self.PROBE * limit
+        c.execute(*self.search_probe(needle, cap, fts=self._fts(c)))
+        ids = [r["id"] for r in c.fetchall()]
+        if len(ids) <= cap:
+            return "id IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
+        return (
+            "EXISTS (SELECT 1 FROM {migration_search} s WHERE s.id = {migrations}.id AND "
+            "(instr(s.customer_name, ?) > 0 OR instr(s.tenant_id, ?) > 0 OR instr(s.id, ?) > 0))",
+            [needle] * 3,
+        )
 
     def _qualified(self, table: str) -> str:
         return TABLE_PREFIX + table
@@ -225,7 +477,7 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         # The library annotates list[Composed] but needs only Composable (as_string, execute).
-        statements = [SQL(s) for s in create_statements(self._qualified)]
+        statements = [SQL(s) for s in create_statements(self._qualified, self.table_options)]
         self.sql_create_statements += statements  # type: ignore[arg-type]
 
     def _qualified(self, table: str) -> str:
@@ -248,3 +500,59 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
 
     def _index_name(self, name: str) -> str:
         return f'"{self.datastore.schema}"."{name}"'
+
+    # -- text search --------------------------------------------------------------------------
+    TRGM_EXTENSION = "pg_trgm"
+    trgm_schema: str | None = None  # where pg_trgm lives; None: not available
+
+    def _prepare_search(self) -> None:
+        """pg_trgm, created in `public` if no schema of this database has it yet (creating
+        it needs the privilege to: a superuser, or CREATE on the database for this trusted
+        extension). Without it, text search scans the search table: never a failed start."""
+        name = self.TRGM_EXTENSION
+        find = (
+            "SELECT n.nspname AS schema FROM pg_extension e "
+            f"JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = '{name}'"
+        )
+        self.trgm_schema = None
+        try:
+            with self.write() as c:
+                c.execute(find)
+                row = c.fetchone()
+                if row is None:
+                    c.execute(f"CREATE EXTENSION IF NOT EXISTS {name} SCHEMA public")
+                    c.execute(find)
+                    row = c.fetchone()
+            self.trgm_schema = row["schema"]
+        except PersistenceError as e:
+            # Another process may have created it meanwhile (a unique violation here).
+            with self.read() as c:
+                c.execute(find)
+                row = c.fetchone()
+            if row is None:
+                log.warning(
+                    "%s is not available (%s): text search scans the migration_search "
+                    "table instead of using a trigram index",
+                    name,
+                    str(e).strip(),
+                )
+            else:
+                self.trgm_schema = row["schema"]
+
+    def ensure_search_index(self, c: Any) -> None:
+        if self.trgm_schema is not None:
+            c.execute(pg_trgm_index_statement(self._qualified, self.trgm_schema))
+
+    def create_indexes(self) -> None:
+        super().create_indexes()
+        # After a rebuild: fresh statistics, so that the planner weighs the trigram index
+        # against a walk in id order from the real table (autovacuum would, a minute later).
+        with self.write() as c:
+            for table in TABLES:
+                c.execute(self.sql(f"ANALYZE {{{table}}}"))
+
+    def drop_indexes(self, views: list[str]) -> None:
+        super().drop_indexes(views)
+        if "migrations" in views:
+            with self.write() as c:
+                c.execute(f"DROP INDEX IF EXISTS {self._index_name(PG_TRGM_INDEX)}")

@@ -226,7 +226,13 @@ def list_migrations(
         ),
     ] = None,
     q: Annotated[
-        str | None, Query(max_length=200, pattern=NO_NUL, description="Customer name contains")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=NO_NUL,
+            description="The customer name, tenant domain or migration id contains it, in any "
+            "case (backslash, % and _ are ignored)",
+        ),
     ] = None,
     partner_id: Annotated[
         str | None, Query(max_length=100, pattern=NO_NUL, description=PARTNER_RULE)

@@ -410,3 +410,14 @@ class TestAnAuditorsReview:
                 ledger.view.sql("UPDATE {migrations} SET state = replace(state, '40', '2500')")
             )
         failed(verify(app, ledger, key), "migrations_view")
+
+    def test_an_edited_search_row(self, app, ledger, key, stocked):
+        # Hides a migration from `?q=` (or shows it for a text it does not hold).
+        with ledger.view.write() as c:
+            c.execute(ledger.view.sql("UPDATE {migration_search} SET customer_name = 'x'"))
+        failed(verify(app, ledger, key), "migrations_view")
+
+    def test_a_deleted_search_row(self, app, ledger, key, stocked):
+        with ledger.view.write() as c:
+            c.execute(ledger.view.sql("DELETE FROM {migration_search}"))
+        failed(verify(app, ledger, key), "migrations_view")
