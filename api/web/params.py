@@ -34,6 +34,20 @@ class Filters:
         self.values[name] = value
         return value
 
+    def text(self, name: str, label: str, limit: int = 200) -> str | None:
+        """Free text, as the API's text filters take it: at most `limit` characters, no NUL."""
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if len(value) > limit:
+            self.problems.append(f"{label}: at most {limit} characters")
+            return None
+        if "\x00" in value:
+            self.problems.append(f"{label}: a NUL character is not text")
+            return None
+        self.values[name] = value
+        return value
+
     def pick(self, name: str, allowed: Any, label: str) -> str | None:
         """A value from a closed set (a select's options)."""
         text = self.raw.get(name)

@@ -324,3 +324,11 @@ def test_the_calendar_feed_escapes_a_lone_carriage_return(api: Api) -> None:
     from api.routes.deadlines import _text
 
     assert _text("Evil\rBEGIN:VEVENT") == "Evil\\nBEGIN:VEVENT"
+
+
+def test_text_filters_say_what_is_wrong_with_them(api: Api) -> None:
+    sign_in(api.client, api.tokens["admin_a"])
+    long = api.client.get("/audit", params={"by": "x" * 201})
+    assert long.status_code == 422 and "Who: at most 200 characters" in long.text
+    nul = api.client.get("/migrations", params={"q": "a\x00b"})
+    assert nul.status_code == 422 and "Customer: a NUL character is not text" in nul.text
