@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from eventsourcing.persistence import Recording
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import new_correlation_id
+from domain.group_commit import Stats
 from domain.migration import Migration, event_type
 
 log = logging.getLogger("csp_tracker.api")
@@ -19,6 +23,7 @@ log = logging.getLogger("csp_tracker.api")
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._commits: _CommitCollector | None = None
         self.requests = Counter(
             "csp_http_requests_total",
             "HTTP requests by route and status",
@@ -49,6 +54,14 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch_commits(self, stats: Stats) -> None:
+        """Report the group committer's figures (domain/group_commit.py) at each scrape (of
+        the tracker started last: an app's lifespan may run more than once)."""
+        if self._commits is not None:
+            self.registry.unregister(self._commits)
+        self._commits = _CommitCollector(stats)
+        self.registry.register(self._commits)
+
     def on_saved(self, recordings: list[Recording]) -> None:
         for recording in recordings:
             if isinstance(recording.domain_event, Migration.Event):
@@ -63,6 +76,20 @@ class Metrics:
                 self.lag.labels(view).set(lag["lag"])
         except Exception:  # metrics must not fail a scrape
             log.warning("could not read projection lag", exc_info=True)
+
+
+class _CommitCollector(Collector):
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        figures = [
+            ("csp_store_transactions", "Store transactions that appended events", "transactions"),
+            ("csp_store_saves", "Saves committed (several share a transaction)", "saves"),
+            ("csp_store_events", "Events committed by this process", "events"),
+        ]
+        for name, text, attribute in figures:
+            yield CounterMetricFamily(name, text, value=getattr(self.stats, attribute))
 
 
 class RequestMiddleware:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # csp-tracker-session.key when unset). Unset in an app built without it: a secret made
     # per process, so sessions end when it stops.
     session_key: Path | None = None
+    # Concurrent saves of one process are committed in one store transaction of at most this
+    # many events (domain/group_commit.py); 1 commits every save alone.
+    group_commit_max_events: int = Field(1000, ge=1, le=10_000)
     # Partner Center notifications changed longer ago than this are refused (replays).
     ingest_window_hours: float = Field(24.0, gt=0)
 
@@ -71,6 +74,7 @@ class Settings(BaseSettings):
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment for Tracker(env=...) and ReadSide(tracker, env)."""
         env = self._store_env()
+        env["GROUP_COMMIT_MAX_EVENTS"] = str(self.group_commit_max_events)
         # The library reads CSP_TRACKER_<KEY> (the Tracker's name) before <KEY>, and several of
         # our own variables have such names (CSP_TRACKER_POSTGRES_PORT...): pin those to these
         # settings, or a variable would win over an option (`csp-tracker --postgres-port`).

@@ -8,9 +8,8 @@ this module knows no SQL.
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,6 +19,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
+    EventStore,
     IntegrityError,
     JSONTranscoder,
     Mapper,
@@ -32,6 +32,8 @@ from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+from domain.group_commit import MAX_EVENTS, GroupCommit
+from domain.locks import KeyedLocks
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
@@ -116,13 +118,9 @@ class Tracker(Application[UUID]):
         # Called with the new recordings after each save: the in-process projector uses it
         # to wake up at once instead of waiting for its next poll.
         self.on_saved: list[Callable[[list[Recording[UUID]]], None]] = []
-        # The store takes one writer at a time anyway (SQLite's file lock, PostgreSQL's
-        # table lock): queueing this process's writers here is fairer and much cheaper than
-        # letting them retry the database lock with back-off sleeps.
-        self._write_lock = threading.Lock()
-        # One of these per migration id (striped): this process's writers of a migration
-        # decide one at a time in `execute`, so they never collide with each other.
-        self._execute_stripes = tuple(threading.RLock() for _ in range(64))
+        # One lock per migration id: this process's writers of a migration decide one at a
+        # time in `execute`, so they never collide with each other.
+        self._writing = KeyedLocks()
 
     def construct_mapper(self) -> Mapper[UUID]:
         # The library's mapper, plus the stream link of every migration event (domain.chain).
@@ -130,8 +128,18 @@ class Tracker(Application[UUID]):
             transcoder=self.construct_transcoder(), mapper_class=ChainingMapper
         )
 
+    def construct_event_store(self) -> EventStore[UUID]:
+        # The library's event store over the library's recorder, with concurrent saves of this
+        # process committed together (domain.group_commit). The store takes one writer at a
+        # time anyway (SQLite's file lock, PostgreSQL's table lock): the committer's turn also
+        # queues this process's writers, fairer and cheaper than retrying the database lock.
+        # GROUP_COMMIT_MAX_EVENTS caps a transaction (1: every save alone, as before).
+        limit = int(self.env.get("GROUP_COMMIT_MAX_EVENTS") or MAX_EVENTS)
+        self.commits = GroupCommit(self.recorder, max_events=max(limit, 1))
+        return EventStore(mapper=self.mapper, recorder=self.commits)
+
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        with self._write_lock, saving() as links:
+        with saving() as links:
             recordings = super()._record(processing_event)
         # The saved migrations now end at the links their last events were stored with.
         for aggregate_id, aggregate in processing_event.aggregates.items():
@@ -255,11 +263,7 @@ class Tracker(Application[UUID]):
         decided, with the migration as it stands after it, and returns aggregates to save with
         it (its idempotency record). Should another writer collide with that save, the items
         are executed one by one instead, each with `execute`, in order."""
-        stripes = self._execute_stripes
-        with ExitStack() as held:
-            # In one order, so that two of these never wait for each other.
-            for stripe in sorted({hash(item[0]) % len(stripes) for item in items}):
-                held.enter_context(stripes[stripe])
+        with self._writing.holding(item[0] for item in items):
             outcomes, aggregates, first = self._decide_each(items, decided)
             if not first:
                 return outcomes  # every item refused: nothing to save
@@ -341,15 +345,15 @@ class Tracker(Application[UUID]):
         *,
         batch: bool,
     ) -> Recorded:
-        # This process's writers of one migration load, decide and save one at a time (as
-        # _write_lock queues their inserts), so they never collide with each other: conflicts
-        # come from other processes, or from a stale expected_version.
-        stripes = self._execute_stripes
+        # This process's writers of one migration load, decide and save one at a time, so
+        # they never collide with each other (writers of different migrations are committed
+        # together, domain.group_commit): conflicts come from other processes, or from a stale
+        # expected_version.
         retries = 10
         collided: VersionConflict | None = None
         decided_on = -1
         claims: dict[UUID, TenantClaim] = {}
-        with stripes[hash(migration_id) % len(stripes)]:
+        with self._writing.holding([migration_id]):
             for attempt in range(1 + retries):
                 migration = self._get_migration(migration_id)
                 # Before anything else: ids of others never leak.
