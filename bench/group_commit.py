@@ -101,7 +101,13 @@ def measure(kind: str, events: int, writer_counts: list[int], runs: int) -> dict
             ids = open_migrations(setup, MIGRATIONS)
             setup.close()
             for mode, limit in (("off", "1"), ("on", "1000")):
-                tracker = Tracker(env={**env, "GROUP_COMMIT_MAX_EVENTS": limit})
+                # The library reads CSP_TRACKER_<KEY> before <KEY>: set both.
+                cap = {
+                    "GROUP_COMMIT_MAX_EVENTS": limit,
+                    "CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS": limit,
+                }
+                tracker = Tracker(env={**env, **cap})
+                assert tracker.commits.max_events == int(limit)
                 command_work(tracker, ids, 1, len(ids))(0)  # warm the aggregate cache
                 for writers in writer_counts:
                     before = tracker.commits.stats.transactions, tracker.commits.stats.saves
