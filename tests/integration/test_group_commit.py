@@ -15,7 +15,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from pydantic import ValidationError
 
+from api.settings import Settings
 from domain.application import Recorded, Tracker
 from domain.commands import Command
 from domain.errors import VersionConflict
@@ -160,3 +162,41 @@ class TestWhenOneSaveOfAGroupCollides:
         assert getattr(outcomes[0], "code", None) is not None, outcomes[0]
         assert all(isinstance(o, Recorded) for o in outcomes[1:])
         assert app.recorder.max_notification_id() == (before or 0) + WRITERS - 1
+
+
+def capped(events: int) -> dict[str, str]:
+    """What `CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS=<events>` puts in the Tracker's env."""
+    env = Settings(group_commit_max_events=events).eventsourcing_env()
+    return {k: v for k, v in env.items() if k.endswith("GROUP_COMMIT_MAX_EVENTS")}
+
+
+class TestTheCap:
+    def test_at_most_the_setting_s_events_share_a_transaction(self, store_env):
+        # CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS=3: eight queued saves of one event go 3, 3, 2.
+        app = Tracker(env={**store_env, **capped(3)})
+        try:
+            app.register_partner("fabrikam", "Fabrikam CSP", "europe")
+            mids = opened(app, WRITERS)
+            before = dict(app.commits.stats.sizes)
+            outcomes = concurrently(app, [note(app, mid, "capped") for mid in mids])
+            assert all(isinstance(o, Recorded) for o in outcomes), outcomes
+            grown = {k: v - before.get(k, 0) for k, v in app.commits.stats.sizes.items()}
+            assert {k: v for k, v in grown.items() if v} == {3: 2, 2: 1}
+        finally:
+            app.close()
+
+    def test_a_cap_of_one_commits_every_save_alone(self, store_env):
+        app = Tracker(env={**store_env, **capped(1)})
+        try:
+            app.register_partner("fabrikam", "Fabrikam CSP", "europe")
+            mids = opened(app, 4)
+            before = app.commits.stats.transactions
+            concurrently(app, [note(app, mid, "alone") for mid in mids])
+            assert app.commits.stats.transactions == before + 4
+        finally:
+            app.close()
+
+    def test_the_setting_is_refused_outside_1_to_10000(self):
+        for wrong in (0, 10_001):
+            with pytest.raises(ValidationError, match="group_commit_max_events"):
+                Settings(group_commit_max_events=wrong)
