@@ -84,14 +84,14 @@ class GroupCommit(AggregateRecorder):
             # its turn: its arguments belong to its own transaction. The Tracker has none (the
             # library passes `tracking=None`).
             save = _Save(stored_events)
-            with self._turn():
+            with self.turn():
                 self._alone(save, **kwargs)
         else:
             save = _Save(stored_events)
             with self._changed:
                 self._queue.append(save)
             while not save.done:
-                with self._turn(save):
+                with self.turn(save):
                     if not save.done:
                         self._commit(self._next_group())
         if save.error is not None:
@@ -99,9 +99,11 @@ class GroupCommit(AggregateRecorder):
         return save.ids
 
     @contextmanager
-    def _turn(self, save: _Save | None = None) -> Iterator[None]:
+    def turn(self, save: _Save | None = None) -> Iterator[None]:
         """The committer's turn (one at a time); given a save, none once it is done (another
-        committer carried it while we waited)."""
+        committer carried it while we waited). Another writer of the same store (the
+        in-process projector on SQLite, whose file takes one writer at a time) may take a turn
+        too: appends then queue behind it here instead of in SQLite's busy back-off."""
         with self._changed:
             while self._leading and not (save is not None and save.done):
                 self._changed.wait()

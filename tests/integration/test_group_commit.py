@@ -52,7 +52,7 @@ def opened(app: Tracker, count: int) -> list[UUID]:
 @contextmanager
 def queued_behind_a_busy_committer(app: Tracker, writers: int) -> Iterator[None]:
     """Hold the committer's turn until `writers` saves are queued, then let them go."""
-    with app.commits._turn():
+    with app.commits.turn():
         yield
         deadline = time.monotonic() + 10
         while app.commits.queued < writers:
