@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.append_inprocess
 	$(BIN)/python -m bench.append_http
+	$(BIN)/python -m bench.group_commit
 	$(BIN)/python -m bench.read_side
 	$(BIN)/python -m bench.time_travel
 
