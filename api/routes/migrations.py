@@ -15,6 +15,7 @@ from api.deps import (
     AuditCursor,
     CorrelationId,
     CurrentPrincipal,
+    PresentedKey,
     QueriesDep,
     TrackerDep,
     own_migration,
@@ -212,7 +213,7 @@ def record_event(
         ),
     ],
     tracker: TrackerDep,
-    principal: CurrentPrincipal,
+    key: PresentedKey,
     correlation_id: CorrelationId,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -221,7 +222,8 @@ def record_event(
     """Record one event, or an array of up to 100 in order, all or none (a refusal names
     `details.index`); the response holds every stored event (incl. migration_completed), and
     the migration's state unless `Prefer: return=minimal`."""
-    # First, as FastAPI validated the body before the route when it was one event only.
+    principal = key.principal()  # 401 before anything else, as a dependency would answer
+    # Then the body, as FastAPI validated it before the route when it was one event only.
     events = read_events(body)
     principal.ensure_writer()
     expected = _expected_version(if_match)
