@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--keep", help="copy py-spy's raw samples (collapsed stacks) here")
     parser.add_argument("--prefer", default="", help='a Prefer header, e.g. "return=minimal"')
     args = parser.parse_args()
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -90,6 +91,8 @@ def main() -> None:
             result = wrk(url, script, args.seconds, 8)
             sampler.wait(timeout=args.seconds + 30)
         inclusive, own = summarise(raw, args.top)
+        if args.keep:
+            shutil.copy(raw, args.keep)
     rate = result["statuses"].get("201", 0) / (result["duration_us"] / 1e6)
     print(f"\n{rate:.0f} events/s during the profile, p99 {result['p99_ms']:.1f} ms")
     for title, rows in (("inclusive", inclusive), ("self", own[:20])):
