@@ -85,6 +85,8 @@ class ReadSide:
         self.election: Election = SoleProjector() if target is None else PostgresElection(target)
         # A standby polls for the lock (and the active one checks it still holds it) this often.
         self.election_interval = election_interval
+        if isinstance(self.view, SQLiteViews):
+            self.view.writers = tracker._write_lock
         self.view.ensure_tracking_row(tracker.name)
         self.view.ensure_schema(tracker.name)
         self.runner = Runner(
