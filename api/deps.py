@@ -248,6 +248,8 @@ async def reject_nul(request: Request) -> None:
     """Query parameters with NUL characters are refused (PostgreSQL text cannot hold them); the
     schema says so with each string parameter's pattern. Parameters the route does not declare
     are ignored, as FastAPI ignores them: they reach nothing."""
+    if not request.scope.get("query_string"):
+        return  # most requests (every write): nothing to look at, not even the route's names
     declared = _query_names(request.scope.get("route"))
     for name, value in request.query_params.multi_items():
         if name in declared and "\x00" in value:
