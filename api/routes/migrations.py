@@ -235,12 +235,7 @@ def record_event(
         )
         return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
 
-    if isinstance(events, list):
-        steps = [step(event) for event in events]
-        wire: Any = [event.model_dump(mode="json") for event in events]
-    else:
-        steps = [step(events)]
-        wire = events.model_dump(mode="json")
+    steps = [step(event) for event in events] if isinstance(events, list) else [step(events)]
 
     def run() -> DomainRecorded:
         if isinstance(events, list):
@@ -248,13 +243,21 @@ def record_event(
         ctx, command = steps[0]
         return tracker.execute(migration_id, ctx, command, expected_version=expected)
 
-    fingerprint = event_request_hash(migration_id, wire)
+    # Only a key is kept with its request's fingerprint: without one there is nothing to hash.
+    fingerprint = "" if idempotency_key is None else event_request_hash(migration_id, _wire(events))
     minimal = prefers_minimal(prefer)
     answer = once(tracker, principal, idempotency_key, fingerprint, run, minimal=minimal)
     response = respond(answer, minimal=minimal)
     response.headers["Location"] = f"/v1/migrations/{migration_id}"
     response.headers["Vary"] = "Prefer"
     return response
+
+
+def _wire(events: Any) -> Any:
+    """The body as JSON values, as the fingerprint of a request reads it."""
+    if isinstance(events, list):
+        return [event.model_dump(mode="json") for event in events]
+    return events.model_dump(mode="json")
 
 
 def event_request_hash(migration_id: UUID, wire: Any) -> str:
