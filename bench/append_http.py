@@ -15,7 +15,10 @@ Before each segment a short Python check posts one event and checks the answer (
 headers, body shape), and wrk warms the server up for 2 s. Rates are 201s over wrk's own
 duration; p50 and p99 are wrk's latency distribution. Server CPU is the uvicorn process's (and
 its children's) utime + stime from /proc, from the start of the segment until the store is
-quiet and the views have caught up, per event landed: projecting the events is counted.
+quiet and the views have caught up, per event landed: projecting the events is counted. Its
+counterpart is this process's CPU time per in-process command; their ratio (in-process CPU per
+command over server CPU per request) is the rate ratio if each had a core to itself and never
+waited for the disk, which a shared machine's rates cannot show.
 
 Usage: python -m bench.append_http [--store sqlite|postgres|both] [--seconds S] [--runs R]
        [--connections C] [--migrations M] [--before PATH]
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -87,7 +91,9 @@ def one_store(kind: str, args: Any) -> list[dict]:
             ids.write_text("\n".join(str(m) for m in migrations) + "\n")
             command_rate(tracker, migrations, 500)  # warm-up: the cache, the first snapshots
             for run in range(args.runs):
+                cpu = time.process_time()  # this process runs nothing else meanwhile
                 command = command_rate(tracker, migrations, args.events)
+                command_cpu_ms = 1000 * (time.process_time() - cpu) / args.events
                 for variant in variants:
                     root = Path(args.before) if variant == "before" else ROOT
                     with serving(env, workers=1, root=root) as (url, proc):
@@ -98,22 +104,24 @@ def one_store(kind: str, args: Any) -> list[dict]:
                             url, proc.pid, tracker, token, script, args.seconds, args.connections
                         )
                     rate = result["statuses"].get("201", 0) / result["seconds"]
+                    cpu_ms = 1000 * result["server_cpu_seconds"] / max(result["landed"], 1)
                     result |= {
                         "run": run,
                         "variant": variant,
                         "command": command,
+                        "command_cpu_ms": command_cpu_ms,
                         "events_per_second": rate,
                         "ratio": rate / command,
-                        "cpu_ms_per_request": 1000
-                        * result["server_cpu_seconds"]
-                        / max(result["landed"], 1),
+                        "cpu_ms_per_request": cpu_ms,
+                        # The rate ratio if both had a core to themselves and never waited.
+                        "cpu_ratio": command_cpu_ms / cpu_ms,
                     }
                     out.append(result)
                     print(
                         f"{kind} run {run} {variant}: {rate:,.0f}/s HTTP, {command:,.0f}/s "
                         f"in-process ({rate / command:.2f}), p50 {result['p50_ms']:.1f} ms, "
-                        f"p99 {result['p99_ms']:.1f} ms, "
-                        f"{result['cpu_ms_per_request']:.2f} ms CPU/request, "
+                        f"p99 {result['p99_ms']:.1f} ms, {cpu_ms:.2f} ms CPU/request against "
+                        f"{command_cpu_ms:.2f} in-process ({result['cpu_ratio']:.2f}), "
                         f"statuses {result['statuses']}, errors {result['errors']}",
                         flush=True,
                     )
@@ -150,7 +158,9 @@ def main() -> None:
                     median([r["ratio"] for r in runs]),
                     median([r["p50_ms"] for r in runs]),
                     median([r["p99_ms"] for r in runs]),
+                    median([r["command_cpu_ms"] for r in runs]),
                     median([r["cpu_ms_per_request"] for r in runs]),
+                    median([r["cpu_ratio"] for r in runs]),
                 ]
             )
     table(
@@ -164,7 +174,9 @@ def main() -> None:
             "HTTP/command",
             "p50 ms",
             "p99 ms",
+            "in-process CPU ms/command",
             "server CPU ms/request",
+            "CPU ratio",
         ],
         rows,
     )
