@@ -37,10 +37,9 @@ from uuid import UUID
 
 import httpx
 
-from bench.append_inprocess import command_rate, open_migrations
+from bench.append_inprocess import command_rate, load_targets
 from bench.common import median, save_results, store, table
 from bench.server import ROOT, measure, serving
-from domain.access import issue_key
 from domain.application import Tracker
 
 PREFER = {"full": "", "minimal": "return=minimal", "before": ""}
@@ -85,10 +84,7 @@ def one_store(kind: str, args: Any) -> list[dict]:
     with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-append-") as tmp:
         tracker = Tracker(env=env)  # the default: the aggregate cache on
         try:
-            migrations = open_migrations(tracker, args.migrations)
-            token = issue_key(tracker, "bench", "account_admin", "fabrikam").token
-            ids = Path(tmp) / "ids.txt"
-            ids.write_text("\n".join(str(m) for m in migrations) + "\n")
+            migrations, token, ids = load_targets(tracker, args.migrations, Path(tmp))
             command_rate(tracker, migrations, 500)  # warm-up: the cache, the first snapshots
             for run in range(args.runs):
                 cpu = time.process_time()  # this process runs nothing else meanwhile

@@ -27,10 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.append_inprocess import open_migrations
+from bench.append_inprocess import load_targets
 from bench.common import median, save_results, store, table
 from bench.server import measure, serving
-from domain.access import issue_key
 from domain.application import Tracker
 
 MODES = ("single", "array", "across")
@@ -63,10 +62,7 @@ def one_store(kind: str, args: Any) -> list[dict]:
     with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-batch-") as tmp:
         tracker = Tracker(env=env)
         try:
-            migrations = open_migrations(tracker, args.migrations)
-            token = issue_key(tracker, "bench", "account_admin", "fabrikam").token
-            ids = Path(tmp) / "ids.txt"
-            ids.write_text("\n".join(str(m) for m in migrations) + "\n")
+            _, token, ids = load_targets(tracker, args.migrations, Path(tmp))
             with serving(env, workers=1) as (url, proc):
                 for mode in MODES:  # warm-up: pools, caches, the first snapshots
                     warm = argparse.Namespace(**{**vars(args), "seconds": 2})

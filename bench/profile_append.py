@@ -16,10 +16,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.append_inprocess import open_migrations
+from bench.append_inprocess import load_targets
 from bench.common import save_results, store
 from bench.server import serving, wrk
-from domain.access import issue_key
 from domain.application import Tracker
 
 
@@ -60,12 +59,9 @@ def main() -> None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     with store(args.store) as env, tempfile.TemporaryDirectory() as tmp:
         tracker = Tracker(env=env)
-        ids = open_migrations(tracker, 100)
-        token = issue_key(tracker, "profile", "account_admin", "fabrikam").token
+        _, token, id_file = load_targets(tracker, 100, Path(tmp))
         tracker.close()
         raw = Path(tmp) / "profile.txt"
-        id_file = Path(tmp) / "ids.txt"
-        id_file.write_text("\n".join(str(m) for m in ids) + "\n")
         script = [str(id_file), token, "single", "1", args.prefer]
         with serving(env) as (url, proc):
             sampler = subprocess.Popen(
