@@ -38,19 +38,12 @@ class Runner:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         linger: float = 0.05,
-        busy_linger: float = 0.25,
-        busy_batch: int = 16,
         heads: HeadPolicy | None = None,
     ) -> None:
         self.app = app
         # After a wake-up, let more writes arrive before applying: under load the views are
         # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
-        # Once the last catch-up applied `busy_batch` events or more (writes keep coming),
-        # linger `busy_linger` instead: a migration written several times within it is loaded,
-        # evolved and stored once, which is most of a small batch's cost per event.
         self.linger = linger
-        self.busy_linger = busy_linger
-        self.busy_batch = busy_batch
         self.view = view
         self.projection = ReadModelProjection(view, app.name, heads)
         self.batch_size = batch_size
@@ -117,7 +110,6 @@ class Runner:
         """Catch up, then follow new events until `stopping` is set. Errors are logged and
         retried with a back-off, so a database restart does not end the runner."""
         backoff = 0.1
-        gathered = 0  # events applied since the views were last caught up
         while not self.stopping.is_set():
             self.wake.clear()
             try:
@@ -135,13 +127,10 @@ class Runner:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            gathered += n
             if n == 0:
                 self._heads_when_idle()
-                linger = self.busy_linger if gathered >= self.busy_batch else self.linger
-                gathered = 0
-                if self.wake.wait(self.poll_interval) and linger:
-                    self.stopping.wait(linger)
+                if self.wake.wait(self.poll_interval) and self.linger:
+                    self.stopping.wait(self.linger)
 
     def _heads_when_idle(self) -> None:
         try:
