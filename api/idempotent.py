@@ -76,15 +76,22 @@ def once(
     key: str | None,
     fingerprint: str,
     command: Callable[[], Recorded],
+    *,
+    minimal: bool = False,
 ) -> Answer:
     """Run `command` once per (API key, `key`); replay the first answer. Refusals propagate
-    (a DomainError, or ApiError `idempotency_key_reused`) and store nothing."""
+    (a DomainError, or ApiError `idempotency_key_reused`) and store nothing. `minimal`: the
+    caller answers without the state (`render.minimal`), so it is not rendered unless a key
+    keeps the whole answer for replays."""
     if (first := replay(tracker, principal, key, fingerprint)) is not None:
         return first
     body: dict[str, Any] = {}
 
     def attach(migration: Migration) -> list[Any]:
         pending = cast("list[Migration.Event]", list(migration.pending_events))
+        if minimal and key is None:
+            body.update(render.stored(migration, pending))
+            return []
         body.update(render.recorded(migration, pending, tracker.clock()))
         return keep(principal, key, fingerprint, body)
 

@@ -64,3 +64,8 @@ def stored(migration: Migration, events: list[Migration.Event]) -> dict[str, Any
         "version": migration.version,
         "events": [event(e) for e in events],
     }
+
+
+def minimal(body: dict[str, Any]) -> dict[str, Any]:
+    """A write's answer (`recorded` or `stored`) without the state: `Prefer: return=minimal`."""
+    return {key: body[key] for key in ("id", "version", "events")}

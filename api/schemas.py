@@ -35,6 +35,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from domain.errors import DomainError, InvalidInput
@@ -625,10 +626,18 @@ class StoredEvent(_Open):
 
 
 class Recorded(BaseModel):
+    """What a write stored: the migration's id, its version after the write, the events (each
+    named by its `version`), and the migration's state after them."""
+
     id: str
     version: int
     events: list[StoredEvent]
-    state: MigrationState
+    # Never null: absent or a state (SkipJsonSchema keeps `null` out of the schema).
+    state: MigrationState | SkipJsonSchema[None] = Field(
+        None,
+        description="Always there, except in answers to `Prefer: return=minimal` on POST "
+        "/v1/migrations/{id}/events, which leave it out",
+    )
 
 
 class StoredItem(BaseModel):

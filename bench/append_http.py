@@ -1,134 +1,178 @@
-"""HTTP append: POST /v1/migrations/{id}/events through a real uvicorn server on loopback,
-against the in-process baselines measured in the same run on the same store.
+"""HTTP append: single-event POST /v1/migrations/{id}/events through a real uvicorn server on
+loopback (1 worker, the projector in-process, as `csp-tracker serve`), against the in-process
+command rate measured in the same run on the same store.
 
-Usage: python -m bench.append_http [--store sqlite|postgres|both] [--requests N]
-       [--concurrency C] [--workers 1 4] [--runs R]
+The load is `wrk -t1` with bench/events.lua (a C client: it leaves the server its core),
+posting `note_added` to ~100 open migrations of one partner, picked at random, without
+If-Match. Each run measures, in turn: the in-process command rate (bench.append_inprocess's
+"command with the aggregate cache", no server running), then one segment per variant, each
+with a server of its own started for it:
+- `full`: no Prefer header, the whole state rendered in each answer (the default);
+- `minimal`: `Prefer: return=minimal` (RFC 7240), the stored events' ids only;
+- `before` (with `--before PATH`): the code of another checkout, such as the commit before a
+  change, without Prefer, on the same store.
+Before each segment a short Python check posts one event and checks the answer (status,
+headers, body shape), and wrk warms the server up for 2 s. Rates are 201s over wrk's own
+duration; p50 and p99 are wrk's latency distribution. Server CPU is the uvicorn process's (and
+its children's) utime + stime from /proc, from the start of the segment until the store is
+quiet and the views have caught up, per event landed: projecting the events is counted. Its
+counterpart is this process's CPU time per in-process command; their ratio (in-process CPU per
+command over server CPU per request) is the rate ratio if each had a core to itself and never
+waited for the disk, which a shared machine's rates cannot show.
+
+Usage: python -m bench.append_http [--store sqlite|postgres|both] [--seconds S] [--runs R]
+       [--connections C] [--migrations M] [--before PATH]
+Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import random
+import shutil
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import httpx
 
-from bench.append_inprocess import command_rate, open_migrations, raw_save_rate
-from bench.common import median, percentile, save_results, store, table
-from bench.server import serving
-from domain.access import issue_key
+from bench.append_inprocess import command_rate, load_targets
+from bench.common import median, save_results, store, table
+from bench.server import ROOT, measure, serving
 from domain.application import Tracker
 
-MAX_SECONDS = 120  # the load generator stops by itself after this, whatever the count
+PREFER = {"full": "", "minimal": "return=minimal", "before": ""}
 
 
-async def load(
-    url: str,
-    token: str,
-    ids: list,
-    requests: int,
-    concurrency: int,
-    max_seconds: float = MAX_SECONDS,
-) -> dict:
-    """Send `requests` note_added events from `concurrency` clients; bounded in time."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    queue = list(range(requests))
-    rng = random.Random(3)
-    deadline = time.monotonic() + max_seconds
+def check(url: str, token: str, migration_id: UUID, variant: str) -> None:
+    """One append, its answer checked: a wrong answer stops the benchmark."""
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    if PREFER[variant]:
+        headers["Prefer"] = PREFER[variant]
+    r = httpx.post(
+        f"{url}/v1/migrations/{migration_id}/events",
+        json={"type": "note_added", "text": "check"},
+        headers=headers,
+        timeout=30,
+    )
+    body = r.json()
+    problems = []
+    if r.status_code != 201:
+        problems.append(f"status {r.status_code}")
+    elif body["id"] != str(migration_id) or r.headers.get("ETag") != str(body["version"]):
+        problems.append("id or ETag")
+    elif [e["type"] for e in body["events"]] != ["note_added"]:
+        problems.append("events")
+    elif body["events"][0]["version"] != body["version"]:
+        problems.append("event version")
+    elif variant == "minimal" and (
+        "state" in body
+        or r.headers.get("Preference-Applied") != "return=minimal"
+        or r.headers.get("Location") != f"/v1/migrations/{migration_id}"
+    ):
+        problems.append("minimal answer")
+    elif variant != "minimal" and body["state"]["version"] != body["version"]:
+        problems.append("state")
+    if problems:
+        raise SystemExit(f"{variant}: wrong answer ({', '.join(problems)}): {r.text[:500]}")
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
-        while queue and time.monotonic() < deadline:
-            queue.pop()
-            mid = rng.choice(ids)
-            start = time.perf_counter()
-            r = await client.post(
-                f"{url}/v1/migrations/{mid}/events",
-                json={"type": "note_added", "text": "load"},
-                headers=headers,
-            )
-            latencies.append(time.perf_counter() - start)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
-        seconds = time.perf_counter() - start
-    landed = statuses.get(201, 0)
-    return {
-        "events_per_second": landed / seconds,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p95_ms": percentile(latencies, 95) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "statuses": statuses,
-    }
-
-
-def one_run(kind: str, requests: int, concurrency: int, workers: list[int]) -> dict:
-    out: dict = {}
-    with store(kind) as env:
-        tracker = Tracker(env=env)
-        ids = open_migrations(tracker, 200)
-        token = issue_key(tracker, "bench", "account_admin", "fabrikam").token
-        out["raw_save"] = raw_save_rate(tracker, ids, requests)
-        out["command"] = command_rate(tracker, ids, requests)
-        tracker.close()
-        for w in workers:
-            with serving(env, workers=w) as (url, _proc):
-                out[f"http_{w}w"] = asyncio.run(load(url, token, ids, requests, concurrency))
+def one_store(kind: str, args: Any) -> list[dict]:
+    variants = ["full", "minimal"] + (["before"] if args.before else [])
+    out: list[dict] = []
+    with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-append-") as tmp:
+        tracker = Tracker(env=env)  # the default: the aggregate cache on
+        try:
+            migrations, token, ids = load_targets(tracker, args.migrations, Path(tmp))
+            command_rate(tracker, migrations, 500)  # warm-up: the cache, the first snapshots
+            for run in range(args.runs):
+                cpu = time.process_time()  # this process runs nothing else meanwhile
+                command = command_rate(tracker, migrations, args.events)
+                command_cpu_ms = 1000 * (time.process_time() - cpu) / args.events
+                for variant in variants:
+                    root = Path(args.before) if variant == "before" else ROOT
+                    with serving(env, workers=1, root=root) as (url, proc):
+                        check(url, token, migrations[0], variant)
+                        script = [str(ids), token, "single", "1", PREFER[variant]]
+                        measure(url, proc.pid, tracker, token, script, 2, args.connections)
+                        result = measure(
+                            url, proc.pid, tracker, token, script, args.seconds, args.connections
+                        )
+                    rate = result["statuses"].get("201", 0) / result["seconds"]
+                    cpu_ms = 1000 * result["server_cpu_seconds"] / max(result["landed"], 1)
+                    result |= {
+                        "run": run,
+                        "variant": variant,
+                        "command": command,
+                        "command_cpu_ms": command_cpu_ms,
+                        "events_per_second": rate,
+                        "ratio": rate / command,
+                        "cpu_ms_per_request": cpu_ms,
+                        # The rate ratio if both had a core to themselves and never waited.
+                        "cpu_ratio": command_cpu_ms / cpu_ms,
+                    }
+                    out.append(result)
+                    print(
+                        f"{kind} run {run} {variant}: {rate:,.0f}/s HTTP, {command:,.0f}/s "
+                        f"in-process ({rate / command:.2f}), p50 {result['p50_ms']:.1f} ms, "
+                        f"p99 {result['p99_ms']:.1f} ms, {cpu_ms:.2f} ms CPU/request against "
+                        f"{command_cpu_ms:.2f} in-process ({result['cpu_ratio']:.2f}), "
+                        f"statuses {result['statuses']}, errors {result['errors']}",
+                        flush=True,
+                    )
+        finally:
+            tracker.close()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--migrations", type=int, default=100)
+    parser.add_argument("--events", type=int, default=2000, help="in-process commands per run")
+    parser.add_argument("--before", help="a checkout of the code to compare with (its root)")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    results: dict = {}
+    results: dict[str, list[dict]] = {}
     rows = []
     for kind in kinds:
-        runs = [
-            one_run(kind, args.requests, args.concurrency, args.workers) for _ in range(args.runs)
-        ]
-        results[kind] = runs
-        command = median([r["command"] for r in runs])
-        raw = median([r["raw_save"] for r in runs])
-        for w in args.workers:
-            http = [r[f"http_{w}w"] for r in runs]
-            eps = median([h["events_per_second"] for h in http])
+        results[kind] = one_store(kind, args)
+        for variant in dict.fromkeys(r["variant"] for r in results[kind]):
+            runs = [r for r in results[kind] if r["variant"] == variant]
             rows.append(
                 [
                     kind,
-                    w,
-                    raw,
-                    command,
-                    eps,
-                    eps / command,
-                    median([h["p50_ms"] for h in http]),
-                    median([h["p95_ms"] for h in http]),
-                    median([h["p99_ms"] for h in http]),
+                    variant,
+                    median([r["command"] for r in runs]),
+                    median([r["events_per_second"] for r in runs]),
+                    median([r["ratio"] for r in runs]),
+                    median([r["p50_ms"] for r in runs]),
+                    median([r["p99_ms"] for r in runs]),
+                    median([r["command_cpu_ms"] for r in runs]),
+                    median([r["cpu_ms_per_request"] for r in runs]),
+                    median([r["cpu_ratio"] for r in runs]),
                 ]
             )
     table(
-        f"HTTP append vs in-process, events/s (median of {args.runs} runs, "
-        f"{args.requests} requests, {args.concurrency} concurrent clients)",
+        f"Single-event HTTP append vs in-process command, events/s (median of {args.runs} runs "
+        f"of {args.seconds:g} s, wrk, {args.connections} connections, 1 uvicorn worker)",
         [
             "store",
-            "workers",
-            "raw app.save",
+            "variant",
             "in-process command",
             "HTTP",
             "HTTP/command",
             "p50 ms",
-            "p95 ms",
             "p99 ms",
+            "in-process CPU ms/command",
+            "server CPU ms/request",
+            "CPU ratio",
         ],
         rows,
     )

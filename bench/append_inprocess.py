@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 from typing import cast
 from uuid import UUID
 
 from bench.common import median, rate, save_results, store, table
 from bench.generate import generate
+from domain.access import issue_key
 from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
@@ -36,6 +38,16 @@ def open_migrations(tracker: Tracker, count: int, partner_id: str = "fabrikam") 
         if not m.is_closed and m.state.partner_id == partner_id:
             open_ids.append(mid)
     return open_ids[:count]
+
+
+def load_targets(tracker: Tracker, count: int, directory: Path) -> tuple[list[UUID], str, Path]:
+    """What bench/events.lua posts to: `count` open migrations of one partner, a key of its
+    account admin, and a file of the migrations' ids, one a line, in `directory`."""
+    migrations = open_migrations(tracker, count)
+    token = issue_key(tracker, "bench", "account_admin", "fabrikam").token
+    ids = directory / "ids.txt"
+    ids.write_text("\n".join(str(m) for m in migrations) + "\n")
+    return migrations, token, ids
 
 
 def raw_save_rate(tracker: Tracker, ids: list, n: int) -> float:

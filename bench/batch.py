@@ -1,6 +1,6 @@
 """Batch posts against single-event posts, through a real uvicorn server on loopback.
 
-The same client (`wrk` with bench/batch.lua) and the same server, in the same run, post
+The same client (`wrk` with bench/events.lua) and the same server, in the same run, post
 `note_added` events to ~100 open migrations of one partner, without If-Match:
 - single: one event per POST /v1/migrations/{id}/events (today's path);
 - array:  an array of SIZE events per POST /v1/migrations/{id}/events (one transaction);
@@ -22,121 +22,38 @@ Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 7
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.append_inprocess import open_migrations
+from bench.append_inprocess import load_targets
 from bench.common import median, save_results, store, table
-from bench.server import serving
-from domain.access import issue_key
+from bench.server import measure, serving
 from domain.application import Tracker
 
-SCRIPT = Path(__file__).with_name("batch.lua")
 MODES = ("single", "array", "across")
-CATCH_UP_TIMEOUT = 300.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stored_events(tracker: Tracker) -> int:
-    return tracker.recorder.max_notification_id() or 0
-
-
-def quiet(tracker: Tracker, still: float = 2.0) -> tuple[int, float]:
-    """The store's head once it has not moved for `still` seconds, and when it last moved
-    (time.monotonic()): requests wrk left in flight when it stopped (the server finishes them)
-    land in the segment that sent them."""
-    head, since, start = stored_events(tracker), time.monotonic(), time.monotonic()
-    while time.monotonic() - since < still:
-        time.sleep(0.05)
-        now = stored_events(tracker)
-        if now != head:
-            head, since = now, time.monotonic()
-        if time.monotonic() - start > CATCH_UP_TIMEOUT:
-            raise TimeoutError("the store kept growing after the load stopped")
-    return head, since
-
-
-def caught_up(http: httpx.Client, token: str) -> float:
-    """Seconds until every view has processed the store's head (GET /readyz)."""
-    start = time.monotonic()
-    while True:
-        body = http.get("/readyz", headers={"Authorization": f"Bearer {token}"}).json()
-        if not any(view["lag"] for view in body.get("views", {}).values()):
-            return time.monotonic() - start
-        if time.monotonic() - start > CATCH_UP_TIMEOUT:
-            raise TimeoutError(f"the views did not catch up: {body}")
-        time.sleep(0.05)
-
-
-def wrk(url: str, ids: Path, token: str, mode: str, size: int, seconds: float, conns: int) -> dict:
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{conns}",
-        f"-d{round(seconds)}s",
-        "--timeout",
-        "60s",
-        "-s",
-        str(SCRIPT),
-        url,
-        "--",
-        str(ids),
-        token,
-        mode,
-        str(size),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
-    line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if run.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed: {run.stdout[-2000:]} {run.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
 
 
 def segment(
     url: str, proc: Any, tracker: Tracker, token: str, ids: Path, mode: str, args: Any
 ) -> dict:
     size = 1 if mode == "single" else args.size
-    with httpx.Client(base_url=url, timeout=30) as http:
-        caught_up(http, token)
-        before, cpu_before = stored_events(tracker), cpu_seconds(proc.pid)
-        started = time.monotonic()
-        result = wrk(url, ids, token, mode, size, args.seconds, args.connections)
-        after, last = quiet(tracker)
-        lag_seconds = caught_up(http, token)
-        cpu = cpu_seconds(proc.pid) - cpu_before
-    landed = after - before
+    script = [str(ids), token, mode, str(size)]
+    result = measure(url, proc.pid, tracker, token, script, args.seconds, args.connections)
     ok = result["statuses"].get("200" if mode == "across" else "201", 0)
     acknowledged = ok * size
-    seconds = result["duration_us"] / 1e6
+    seconds = result["seconds"]
     return {
         "mode": mode,
         "size": size,
         **result,
-        "seconds": seconds,
         "acknowledged": acknowledged,
-        "landed": landed,
         "events_per_second": acknowledged / seconds,
         # Every event the load stored, over the time until the last of them landed.
-        "landed_per_second": landed / (last - started),
+        "landed_per_second": result["landed"] / result["landed_seconds"],
         "requests_per_second": result["requests"] / seconds,
-        "server_cpu_seconds": cpu,
-        "cpu_ms_per_event": 1000 * cpu / max(landed, 1),
-        "catch_up_seconds": lag_seconds,
+        "cpu_ms_per_event": 1000 * result["server_cpu_seconds"] / max(result["landed"], 1),
     }
 
 
@@ -145,10 +62,7 @@ def one_store(kind: str, args: Any) -> list[dict]:
     with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-batch-") as tmp:
         tracker = Tracker(env=env)
         try:
-            migrations = open_migrations(tracker, args.migrations)
-            token = issue_key(tracker, "bench", "account_admin", "fabrikam").token
-            ids = Path(tmp) / "ids.txt"
-            ids.write_text("\n".join(str(m) for m in migrations) + "\n")
+            _, token, ids = load_targets(tracker, args.migrations, Path(tmp))
             with serving(env, workers=1) as (url, proc):
                 for mode in MODES:  # warm-up: pools, caches, the first snapshots
                     warm = argparse.Namespace(**{**vars(args), "seconds": 2})

@@ -1,14 +1,14 @@
 """Profile the HTTP append path: py-spy samples a real uvicorn server (GIL-holding threads
-only) under the append load, and this prints the functions with the largest inclusive share.
+only) under the append load (wrk with bench/events.lua, single events, 8 connections), and this
+prints the functions with the largest inclusive share.
 
-Usage: python -m bench.profile_append [--store sqlite|postgres] [--seconds 8]
+Usage: python -m bench.profile_append [--store sqlite|postgres] [--seconds 8] [--prefer P]
 Needs py-spy (pip install py-spy; the `bench` extra) and ptrace rights (root here).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import subprocess
 import sys
@@ -16,11 +16,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bench.append_http import load
-from bench.append_inprocess import open_migrations
+from bench.append_inprocess import load_targets
 from bench.common import save_results, store
-from bench.server import serving
-from domain.access import issue_key
+from bench.server import serving, wrk
 from domain.application import Tracker
 
 
@@ -53,16 +51,18 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--keep", help="copy py-spy's raw samples (collapsed stacks) here")
+    parser.add_argument("--prefer", default="", help='a Prefer header, e.g. "return=minimal"')
     args = parser.parse_args()
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     with store(args.store) as env, tempfile.TemporaryDirectory() as tmp:
         tracker = Tracker(env=env)
-        ids = open_migrations(tracker, 200)
-        token = issue_key(tracker, "profile", "account_admin", "fabrikam").token
+        _, token, id_file = load_targets(tracker, 100, Path(tmp))
         tracker.close()
         raw = Path(tmp) / "profile.txt"
+        script = [str(id_file), token, "single", "1", args.prefer]
         with serving(env) as (url, proc):
             sampler = subprocess.Popen(
                 [
@@ -84,10 +84,13 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            result = asyncio.run(load(url, token, ids, 100_000, 8, max_seconds=args.seconds))
+            result = wrk(url, script, args.seconds, 8)
             sampler.wait(timeout=args.seconds + 30)
         inclusive, own = summarise(raw, args.top)
-    print(f"\n{result['events_per_second']:.0f} events/s during the profile")
+        if args.keep:
+            shutil.copy(raw, args.keep)
+    rate = result["statuses"].get("201", 0) / (result["duration_us"] / 1e6)
+    print(f"\n{rate:.0f} events/s during the profile, p99 {result['p99_ms']:.1f} ms")
     for title, rows in (("inclusive", inclusive), ("self", own[:20])):
         print(f"\n| {title} % of GIL-holding samples | function |\n|---|---|")
         for pct, name in rows:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Protocol
 
 from domain.vocabulary import OriginalStatus, Stage
@@ -295,6 +296,17 @@ _PARSERS = {
 }
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+@cache
+def _parsers(cls: type) -> dict[str, Any]:
+    """Each field's parser (`_same` for plain JSON values), worked out once per class: reading
+    states is on the projector's path, once per migration in each batch."""
+    return {f.name: _PARSERS.get(str(f.type), _same) for f in fields(cls)}
+
+
 def _decode(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    types = {f.name: f.type for f in fields(cls)}
-    return {k: _PARSERS.get(str(types[k]), lambda v: v)(v) for k, v in data.items() if k in types}
+    parsers = _parsers(cls)
+    return {k: parsers[k](v) for k, v in data.items() if k in parsers}

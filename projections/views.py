@@ -12,8 +12,8 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from functools import cache
 from typing import Any
 
@@ -303,6 +303,10 @@ class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
 
     datastore: SQLiteDatastore
     table_options = SQLITE_TABLE_OPTIONS
+    # Entered around each write transaction: the application's writers' turn when the views
+    # share its file in this process (ReadSide sets it), so that neither sleeps in SQLite's busy
+    # handler waiting for the other.
+    writers: Callable[[], AbstractContextManager[Any]] = nullcontext
     # A text search fetches at most PROBE x limit ids from the index before it decides how to
     # answer (see text_condition).
     PROBE = 20
@@ -459,7 +463,7 @@ class SQLiteViews(ViewStore, SQLiteTrackingRecorder):
         # together); only a power cut may undo the last batches, which are then re-projected.
         # A 64 MB page cache and checkpoints every ~80 MB of WAL instead of every 4 MB: the
         # views write many pages per batch, and checkpointing at each commit halved the rate.
-        with self.datastore.get_connection(commit=True) as conn:
+        with self.writers(), self.datastore.get_connection(commit=True) as conn:
             sqlite = conn._sqlite_conn
             sqlite.execute("PRAGMA synchronous=NORMAL")
             sqlite.execute("PRAGMA cache_size=-65536")

@@ -15,6 +15,7 @@ from api.deps import (
     AuditCursor,
     CorrelationId,
     CurrentPrincipal,
+    PresentedKey,
     QueriesDep,
     TrackerDep,
     own_migration,
@@ -78,6 +79,18 @@ IdempotencyKey = Annotated[
     ),
 ]
 _IF_MATCH = re.compile(IF_MATCH_PATTERN)
+Prefer = Annotated[
+    str | None,
+    Header(
+        description="RFC 7240 preferences. `return=minimal`: the answer leaves the migration's "
+        "state out (201 with `id`, `version` and the stored `events`, the ETag and Location "
+        "headers, and `Preference-Applied: return=minimal`); `return=representation` (the "
+        "default) includes it. Other preferences, and values that do not parse, are ignored",
+    ),
+]
+# A Prefer header's pieces: quoted strings (commas and semicolons inside them do not count),
+# runs of other text, and the separators. Linear: each alternative starts with its own characters.
+_PREFER_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[^,;"]+|[,;]')
 
 
 def _expected_version(if_match: str | None) -> int | None:
@@ -96,12 +109,39 @@ def _expected_version(if_match: str | None) -> int | None:
     return int(value.removeprefix("W/").strip('"'))
 
 
-def respond(answer: Answer) -> JSONResponse:
-    """A write's answer, with the migration's version as its ETag."""
+def prefers_minimal(prefer: str | None) -> bool:
+    """Whether a Prefer header asks for `return=minimal`: the first `return` preference counts
+    (RFC 7240, section 2); parameters (after `;`) and other preferences are ignored."""
+    preference, in_parameters = "", False
+    for token in _PREFER_TOKENS.findall(prefer or ""):
+        if token == ",":
+            if (value := _return_value(preference)) is not None:
+                return value == "minimal"
+            preference, in_parameters = "", False
+        elif token == ";":
+            in_parameters = True
+        elif not in_parameters:
+            preference += token
+    return _return_value(preference) == "minimal"
+
+
+def _return_value(preference: str) -> str | None:
+    name, _, value = preference.partition("=")
+    if name.strip().lower() != "return":
+        return None
+    return value.strip().strip('"').lower()
+
+
+def respond(answer: Answer, *, minimal: bool = False) -> JSONResponse:
+    """A write's answer, with the migration's version as its ETag; with `minimal`, without the
+    state (RFC 7240 `Prefer: return=minimal`)."""
     headers = {"ETag": str(answer.body["version"])}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+    if not minimal:
+        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+    headers["Preference-Applied"] = "return=minimal"
+    return JSONResponse(render.minimal(answer.body), status_code=answer.status, headers=headers)
 
 
 @router.post(
@@ -138,12 +178,30 @@ def request_relationship(
     return response
 
 
+_WRITE_HEADERS = {
+    name: {"description": description, "schema": {"type": "string"}}
+    for name, description in (
+        ("ETag", "The migration's version after the write"),
+        ("Location", "The migration: /v1/migrations/{id}"),
+        ("Vary", "`Prefer`: the body depends on it"),
+        ("Preference-Applied", "`return=minimal` when the state was left out as asked"),
+    )
+}
+
+
 @router.post(
     "/{migration_id}/events",
     status_code=201,
     response_model=Recorded,
     summary="Record an event (or a batch, atomically)",
-    responses=errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
+    responses={
+        201: {
+            "description": "Stored: the events and the migration's state after them (without "
+            "it for `Prefer: return=minimal`)",
+            "headers": _WRITE_HEADERS,
+        },
+        **errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
+    },
 )
 def record_event(
     migration_id: MigrationId,
@@ -155,14 +213,17 @@ def record_event(
         ),
     ],
     tracker: TrackerDep,
-    principal: CurrentPrincipal,
+    key: PresentedKey,
     correlation_id: CorrelationId,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
+    prefer: Prefer = None,
 ) -> JSONResponse:
     """Record one event, or an array of up to 100 in order, all or none (a refusal names
-    `details.index`); the response holds every stored event (incl. migration_completed)."""
-    # First, as FastAPI validated the body before the route when it was one event only.
+    `details.index`); the response holds every stored event (incl. migration_completed), and
+    the migration's state unless `Prefer: return=minimal`."""
+    principal = key.principal()  # 401 before anything else, as a dependency would answer
+    # Then the body, as FastAPI validated it before the route when it was one event only.
     events = read_events(body)
     principal.ensure_writer()
     expected = _expected_version(if_match)
@@ -174,12 +235,7 @@ def record_event(
         )
         return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
 
-    if isinstance(events, list):
-        steps = [step(event) for event in events]
-        wire: Any = [event.model_dump(mode="json") for event in events]
-    else:
-        steps = [step(events)]
-        wire = events.model_dump(mode="json")
+    steps = [step(event) for event in events] if isinstance(events, list) else [step(events)]
 
     def run() -> DomainRecorded:
         if isinstance(events, list):
@@ -187,8 +243,21 @@ def record_event(
         ctx, command = steps[0]
         return tracker.execute(migration_id, ctx, command, expected_version=expected)
 
-    fingerprint = event_request_hash(migration_id, wire)
-    return respond(once(tracker, principal, idempotency_key, fingerprint, run))
+    # Only a key is kept with its request's fingerprint: without one there is nothing to hash.
+    fingerprint = "" if idempotency_key is None else event_request_hash(migration_id, _wire(events))
+    minimal = prefers_minimal(prefer)
+    answer = once(tracker, principal, idempotency_key, fingerprint, run, minimal=minimal)
+    response = respond(answer, minimal=minimal)
+    response.headers["Location"] = f"/v1/migrations/{migration_id}"
+    response.headers["Vary"] = "Prefer"
+    return response
+
+
+def _wire(events: Any) -> Any:
+    """The body as JSON values, as the fingerprint of a request reads it."""
+    if isinstance(events, list):
+        return [event.model_dump(mode="json") for event in events]
+    return events.model_dump(mode="json")
 
 
 def event_request_hash(migration_id: UUID, wire: Any) -> str:

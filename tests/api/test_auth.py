@@ -95,3 +95,31 @@ class TestKeys:
 
         with pytest.raises(InvalidInput):
             issue_key(api.tracker, "loose", "sales_agent", None)
+
+
+class TestKeyOrderOnRecordEvent:
+    """POST .../events looks its key up in the route's own worker thread (one threadpool hop):
+    an unknown key is 401 before the body and If-Match, but after the headers FastAPI checks."""
+
+    def test_an_unknown_key_is_401_before_a_bad_body_or_if_match(self, api):
+        mid = api.new_migration()["id"]
+        unknown = {"Authorization": "Bearer csp_unknown"}
+        for body, headers in [
+            ({"type": "note_added", "text": ""}, {}),
+            ({"type": "note_added", "text": "a"}, {"If-Match": "zz"}),
+        ]:
+            response = api.client.post(
+                f"/v1/migrations/{mid}/events", json=body, headers={**unknown, **headers}
+            )
+            assert response.status_code == 401, response.text
+            assert response.json()["error"] == "unauthorized"
+
+    def test_a_header_fastapi_refuses_is_422_before_the_key_is_looked_up(self, api):
+        mid = api.new_migration()["id"]
+        response = api.client.post(
+            f"/v1/migrations/{mid}/events",
+            json={"type": "note_added", "text": "a"},
+            headers={"Authorization": "Bearer csp_unknown", "Idempotency-Key": "x" * 201},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_error"

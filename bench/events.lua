@@ -1,10 +1,12 @@
--- wrk script of bench/batch.py: POST note_added events to random open migrations.
+-- wrk script of bench/append_http.py and bench/batch.py: POST note_added events to open
+-- migrations, picked at random among them (no If-Match).
 --
---   wrk -s bench/batch.lua URL -- IDS_FILE TOKEN MODE SIZE
+--   wrk -s bench/events.lua URL -- IDS_FILE TOKEN MODE SIZE [PREFER]
 --
 -- MODE "single": one event per request to /v1/migrations/{id}/events
 --      "array":  an array of SIZE events per request to /v1/migrations/{id}/events (atomic)
 --      "across": SIZE items per request to /v1/events:batch, each on a random migration
+-- PREFER, when given and not empty, is sent as the Prefer header (e.g. "return=minimal").
 -- The last line written is "RESULT {json}": requests, duration, statuses and latencies.
 
 local threads = {}
@@ -27,6 +29,7 @@ function init(args)
   mode = args[3]
   size = tonumber(args[4])
   headers = {["Authorization"] = "Bearer " .. args[2], ["Content-Type"] = "application/json"}
+  if args[5] and #args[5] > 0 then headers["Prefer"] = args[5] end
   statuses = {}
   math.randomseed(number * 7919)
 end
@@ -72,8 +75,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'RESULT {"requests":%d,"duration_us":%d,"statuses":{%s},' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"p50_ms":%.3f,"p99_ms":%.3f}\n',
+    '"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"max_ms":%.3f}\n',
     summary.requests, summary.duration, table.concat(parts, ","),
     e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency:percentile(99.9) / 1000, latency.max / 1000))
 end
