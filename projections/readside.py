@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from eventsourcing.persistence import InfrastructureFactory
@@ -62,17 +62,6 @@ def startup_lock(env: Mapping[str, str], app_name: str) -> AbstractContextManage
     return ddl_lock(env, (app_name, ReadModelProjection.name))
 
 
-def writers_turn(tracker: Any) -> Callable[[], AbstractContextManager[Any]]:
-    """A turn among the tracker's own writers of its store, for the projector's view writes on
-    the same SQLite file: its group committer's turn where it has one (`tracker.commits.turn`,
-    main's group commit), else its write lock; nothing for another kind of application."""
-    turn = getattr(getattr(tracker, "commits", None), "turn", None)
-    if callable(turn):
-        return cast(Callable[[], AbstractContextManager[Any]], turn)
-    lock = getattr(tracker, "_write_lock", None)
-    return nullcontext if lock is None else lambda: lock
-
-
 class ReadSide:
     """Views of one Tracker. `start()` for in-process use, `run_forever()` as its own process."""
 
@@ -97,7 +86,10 @@ class ReadSide:
         # A standby polls for the lock (and the active one checks it still holds it) this often.
         self.election_interval = election_interval
         if isinstance(self.view, SQLiteViews):
-            self.view.writers = writers_turn(tracker)
+            # Its view writes on the same SQLite file take a turn among the tracker's writers
+            # (the group committer's, domain/group_commit.py): appends and view batches queue
+            # in this process instead of sleeping in SQLite's busy handler behind each other.
+            self.view.writers = tracker.commits.turn
         self.view.ensure_tracking_row(tracker.name)
         self.view.ensure_schema(tracker.name)
         self.runner = Runner(

@@ -1,41 +1,15 @@
 """The in-process projector's view writes on SQLite take a turn among the tracker's writers
-(projections.readside.writers_turn): appends and view batches queue in this process instead of
-sleeping in SQLite's busy handler behind each other."""
+(the group committer's turn, domain/group_commit.py): appends and view batches queue in this
+process instead of sleeping in SQLite's busy handler behind each other."""
 
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 
 from projections import ReadSide
-from projections.readside import writers_turn
 from projections.views import SQLiteViews
-
-
-def test_a_group_committers_turn_is_preferred():
-    entered = []
-
-    @contextmanager
-    def turn():
-        entered.append(True)
-        yield
-
-    tracker = SimpleNamespace(commits=SimpleNamespace(turn=turn), _write_lock=threading.Lock())
-    with writers_turn(tracker)():
-        pass
-    assert entered == [True]
-
-
-def test_otherwise_the_write_lock_and_for_others_nothing():
-    lock = threading.Lock()
-    with writers_turn(SimpleNamespace(_write_lock=lock))():
-        assert lock.locked()
-    assert not lock.locked()
-    with writers_turn(SimpleNamespace())():
-        pass
 
 
 def test_a_view_write_waits_for_the_trackers_writers(tracker, store_env):
@@ -49,7 +23,7 @@ def test_a_view_write_waits_for_the_trackers_writers(tracker, store_env):
             with read_side.view.write():
                 wrote.set()
 
-        with writers_turn(tracker)():  # as a save of the tracker holds it
+        with tracker.commits.turn():  # as a save of the tracker holds it
             writer = threading.Thread(target=write)
             writer.start()
             assert not wrote.wait(0.3)  # queued behind the tracker's writer
