@@ -9,6 +9,8 @@ If-Match. Each run measures, in turn: the in-process command rate (bench.append_
 with a server of its own started for it:
 - `full`: no Prefer header, the whole state rendered in each answer (the default);
 - `minimal`: `Prefer: return=minimal` (RFC 7240), the stored events' ids only;
+- `alone` (with `--alone`): as `full`, with group commit off
+  (`CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS=1`: each request's events in a transaction of their own);
 - `before` (with `--before PATH`): the code of another checkout, such as the commit before a
   change, without Prefer, on the same store.
 Before each segment a short Python check posts one event and checks the answer (status,
@@ -21,7 +23,7 @@ command over server CPU per request) is the rate ratio if each had a core to its
 waited for the disk, which a shared machine's rates cannot show.
 
 Usage: python -m bench.append_http [--store sqlite|postgres|both] [--seconds S] [--runs R]
-       [--connections C] [--migrations M] [--before PATH]
+       [--connections C] [--migrations M] [--before PATH] [--alone]
 Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 1.
 """
 
@@ -42,7 +44,9 @@ from bench.common import median, save_results, store, table
 from bench.server import ROOT, measure, serving
 from domain.application import Tracker
 
-PREFER = {"full": "", "minimal": "return=minimal", "before": ""}
+PREFER = {"full": "", "minimal": "return=minimal", "alone": "", "before": ""}
+# The server's own settings per variant: `alone` commits every save in its own transaction.
+EXTRA_ENV = {"alone": {"CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS": "1"}}
 
 
 def check(url: str, token: str, migration_id: UUID, variant: str) -> None:
@@ -79,7 +83,8 @@ def check(url: str, token: str, migration_id: UUID, variant: str) -> None:
 
 
 def one_store(kind: str, args: Any) -> list[dict]:
-    variants = ["full", "minimal"] + (["before"] if args.before else [])
+    variants = ["full", "minimal"] + (["alone"] if args.alone else [])
+    variants += ["before"] if args.before else []
     out: list[dict] = []
     with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-append-") as tmp:
         tracker = Tracker(env=env)  # the default: the aggregate cache on
@@ -92,7 +97,8 @@ def one_store(kind: str, args: Any) -> list[dict]:
                 command_cpu_ms = 1000 * (time.process_time() - cpu) / args.events
                 for variant in variants:
                     root = Path(args.before) if variant == "before" else ROOT
-                    with serving(env, workers=1, root=root) as (url, proc):
+                    extra = EXTRA_ENV.get(variant)
+                    with serving(env, workers=1, root=root, extra_env=extra) as (url, proc):
                         check(url, token, migrations[0], variant)
                         script = [str(ids), token, "single", "1", PREFER[variant]]
                         measure(url, proc.pid, tracker, token, script, 2, args.connections)
@@ -135,6 +141,7 @@ def main() -> None:
     parser.add_argument("--migrations", type=int, default=100)
     parser.add_argument("--events", type=int, default=2000, help="in-process commands per run")
     parser.add_argument("--before", help="a checkout of the code to compare with (its root)")
+    parser.add_argument("--alone", action="store_true", help="also measure group commit off")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
