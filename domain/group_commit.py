@@ -7,10 +7,12 @@ per transaction therefore caps appends at the store's commit rate, however many 
 
 `GroupCommit` is the event store's recorder (the library's `AggregateRecorder` interface, the
 real recorder underneath). Every save still maps its own events in its own thread, then queues
-them and waits. Whichever waiting save gets the committer's turn takes everything queued (up
-to `MAX_EVENTS`) and inserts it in ONE transaction of the real recorder, then hands each save
-its own notification ids. While it commits, the next group queues up. There is no extra thread:
-the leader of each group is one of the waiting callers, so an uncontended save costs one lock.
+them. A save that finds no committer becomes the leader: it takes everything queued (up to
+`MAX_EVENTS`) and inserts it in ONE transaction of the real recorder, hands each save its own
+notification ids and wakes it, then passes the committer's turn to the oldest save still
+queued, which leads the next group (the saves that arrived during the commit). There is no
+extra thread, an uncontended save costs one lock, and each waiting save is woken once: when it
+is done, or when it is its turn to lead.
 
 What each save is promised does not change:
 - it returns only after the transaction holding its events committed (durable as before);
@@ -41,12 +43,19 @@ from eventsourcing.persistence import AggregateRecorder, StoredEvent
 MAX_EVENTS = 1000
 
 
-@dataclass
-class _Save:
-    events: Sequence[StoredEvent]
-    ids: Sequence[int] | None = None
-    error: BaseException | None = None
-    done: bool = False
+class _Waiter:
+    """A save queued for the committer (`events`), or a writer that wants the committer's turn
+    for itself (`events` None: the in-process projector, a save with a tracking record)."""
+
+    __slots__ = ("done", "error", "events", "ids", "leads", "woken")
+
+    def __init__(self, events: Sequence[StoredEvent] | None) -> None:
+        self.events = events
+        self.ids: Sequence[int] | None = None
+        self.error: BaseException | None = None
+        self.done = False  # committed, or refused: `ids` or `error` is its outcome
+        self.leads = False  # it was handed the committer's turn
+        self.woken = threading.Event()
 
 
 @dataclass
@@ -65,16 +74,16 @@ class GroupCommit(AggregateRecorder):
         self.recorder = recorder
         self.max_events = max_events
         self.stats = Stats()
-        # Guards the queue and the leader flag; never held across I/O. Waiters sleep on it
-        # until their save is done or the committer's turn is free.
-        self._changed = threading.Condition(threading.Lock())
-        self._queue: list[_Save] = []
+        # Guards the queue and the leader flag; never held across I/O. While someone leads,
+        # arrivals queue; when nobody leads, the queue is empty.
+        self._lock = threading.Lock()
+        self._queue: list[_Waiter] = []
         self._leading = False
 
     @property
     def queued(self) -> int:
         """Saves waiting for a committer."""
-        return len(self._queue)
+        return sum(1 for waiter in self._queue if waiter.events is not None)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -83,40 +92,29 @@ class GroupCommit(AggregateRecorder):
             # A save with a tracking record (or other recorder arguments) commits alone, in
             # its turn: its arguments belong to its own transaction. The Tracker has none (the
             # library passes `tracking=None`).
-            save = _Save(stored_events)
             with self.turn():
-                self._alone(save, **kwargs)
-        else:
-            save = _Save(stored_events)
-            with self._changed:
-                self._queue.append(save)
-            while not save.done:
-                with self.turn(save):
-                    if not save.done:
-                        self._commit(self._next_group())
+                return self.recorder.insert_events(stored_events, **kwargs)
+        save = _Waiter(stored_events)
+        if self._wait(save):
+            # Leading: ours is the oldest queued save, so the group carries it.
+            try:
+                self._commit(self._next_group())
+            finally:
+                self._hand_over()
         if save.error is not None:
             raise save.error
         return save.ids
 
     @contextmanager
-    def turn(self, save: _Save | None = None) -> Iterator[None]:
-        """The committer's turn (one at a time); given a save, none once it is done (another
-        committer carried it while we waited). Another writer of the same store (the
-        in-process projector on SQLite, whose file takes one writer at a time) may take a turn
-        too: appends then queue behind it here instead of in SQLite's busy back-off."""
-        with self._changed:
-            while self._leading and not (save is not None and save.done):
-                self._changed.wait()
-            if save is not None and save.done:
-                yield
-                return
-            self._leading = True
+    def turn(self) -> Iterator[None]:
+        """The committer's turn, for a writer of the same store that is not a save (the
+        in-process projector on SQLite, whose file takes one writer at a time): appends queue
+        behind it here instead of in SQLite's busy back-off, and go together after it."""
+        self._wait(_Waiter(None))
         try:
             yield
         finally:
-            with self._changed:
-                self._leading = False
-                self._changed.notify_all()
+            self._hand_over()
 
     def select_events(
         self,
@@ -130,48 +128,81 @@ class GroupCommit(AggregateRecorder):
         return self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
 
     # -- the committer's turn ------------------------------------------------------------
-    def _next_group(self) -> list[_Save]:
-        """The oldest queued saves, up to `max_events` events (always at least one save)."""
-        with self._changed:
+    def _wait(self, waiter: _Waiter) -> bool:
+        """Queue `waiter` until it leads (True) or, a save, another leader carried it (False)."""
+        with self._lock:
+            if not self._leading:
+                self._leading = True
+                if waiter.events is not None:
+                    self._queue.append(waiter)  # the queue was empty: ours is the oldest
+                return True
+            self._queue.append(waiter)
+        waiter.woken.wait()
+        return waiter.leads
+
+    def _hand_over(self) -> None:
+        """Pass the committer's turn to the oldest waiter, or free it when none is left."""
+        with self._lock:
+            if not self._queue:
+                self._leading = False
+                return
+            oldest = self._queue[0]
+            if oldest.events is None:
+                self._queue.pop(0)  # a turn for itself: it leaves the queue as it leads
+            oldest.leads = True
+        oldest.woken.set()
+
+    def _next_group(self) -> list[_Waiter]:
+        """The oldest queued saves, up to `max_events` events (at least one save), and up to
+        the first writer that wants a turn for itself (it goes next)."""
+        with self._lock:
             size, count = 0, 0
-            for save in self._queue:
-                if count and size + len(save.events) > self.max_events:
+            for waiter in self._queue:
+                events = waiter.events
+                if events is None or (count and size + len(events) > self.max_events):
                     break
-                size += len(save.events)
+                size += len(events)
                 count += 1
             group, self._queue = self._queue[:count], self._queue[count:]
         return group
 
-    def _commit(self, group: list[_Save]) -> None:
-        if len(group) == 1:
-            self._alone(group[0])
-            return
+    def _commit(self, group: list[_Waiter]) -> None:
         try:
-            ids = self._insert([e for save in group for e in save.events], len(group))
-        except Exception:
-            # Nothing of the group is stored (one transaction): each save again on its own,
-            # so that each gets its own outcome (a conflict, a lost connection, or its ids).
+            if len(group) == 1:
+                self._alone(group[0])
+                return
+            try:
+                ids = self._insert([e for save in group for e in save.events or ()], len(group))
+            except Exception:
+                # Nothing of the group is stored (one transaction): each save again on its
+                # own, so that each gets its own outcome (a conflict, a lost connection, ids).
+                for save in group:
+                    self._alone(save)
+                return
+            start = 0
             for save in group:
-                self._alone(save)
-            return
-        start = 0
-        for save in group:
-            end = start + len(save.events)
-            save.ids = None if ids is None else ids[start:end]
-            save.done = True
-            start = end
+                end = start + len(save.events or ())
+                save.ids = None if ids is None else ids[start:end]
+                save.done = True
+                start = end
+        except BaseException as error:  # interrupted: no save may wait for ever
+            for save in group:
+                if not save.done:
+                    save.error, save.done = error, True
+            raise
+        finally:
+            for save in group:
+                save.woken.set()
 
-    def _alone(self, save: _Save, **kwargs: Any) -> None:
+    def _alone(self, save: _Waiter) -> None:
         try:
-            save.ids = self._insert(save.events, 1, **kwargs)
-        except BaseException as error:
+            save.ids = self._insert(save.events or (), 1)
+        except Exception as error:
             save.error = error
         save.done = True
 
-    def _insert(
-        self, events: Sequence[StoredEvent], saves: int, **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = self.recorder.insert_events(events, **kwargs)
+    def _insert(self, events: Sequence[StoredEvent], saves: int) -> Sequence[int] | None:
+        ids = self.recorder.insert_events(events)
         stats = self.stats
         stats.transactions += 1
         stats.saves += saves

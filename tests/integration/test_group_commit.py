@@ -200,3 +200,45 @@ class TestTheCap:
         for wrong in (0, 10_001):
             with pytest.raises(ValidationError, match="group_commit_max_events"):
                 Settings(group_commit_max_events=wrong)
+
+
+class TestAnotherWriterTakesATurn:
+    def test_saves_queued_before_it_go_first_and_those_after_it_go_together_after(self, app):
+        # The in-process projector takes the committer's turn for its view writes (SQLite).
+        mids = opened(app, 6)
+        before = dict(app.commits.stats.sizes)
+        head = app.recorder.max_notification_id() or 0
+        seen: list[int | None] = []
+        first: list[Any] = []
+        later: list[Any] = []
+
+        def projector() -> None:
+            with app.commits.turn():
+                seen.append(app.recorder.max_notification_id())
+
+        def save(mid: UUID, into: list[Any]) -> threading.Thread:
+            thread = threading.Thread(target=lambda: into.append(note(app, mid, "n")()))
+            thread.start()
+            return thread
+
+        def until(count: int) -> None:
+            deadline = time.monotonic() + 10
+            while len(app.commits._queue) < count:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+
+        threads = []
+        with app.commits.turn():
+            threads += [save(mid, first) for mid in mids[:3]]
+            until(3)
+            threads.append(threading.Thread(target=projector))
+            threads[-1].start()
+            until(4)
+            threads += [save(mid, later) for mid in mids[3:]]
+            until(7)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert seen == [head + 3]  # the first three were stored before its turn, no more
+        assert len(first + later) == 6 and all(isinstance(o, Recorded) for o in first + later)
+        grown = {k: v - before.get(k, 0) for k, v in app.commits.stats.sizes.items()}
+        assert {k: v for k, v in grown.items() if v} == {3: 2}
