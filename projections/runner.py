@@ -55,6 +55,7 @@ class Runner:
         # transactions write each hot page (the audit's and the ledger's last leaves, index
         # roots, the summary) to the WAL fewer times, and a migration spans fewer batches.
         self.rebuild_batch_size = rebuild_batch_size
+        self.state_cache_size = 50_000  # migrations' states a rebuild keeps between batches
         # After a wake-up, let more writes arrive before applying: under load the views are
         # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
         self.linger = linger
@@ -245,7 +246,7 @@ class Runner:
         another runner moves the position meanwhile, the rest is an ordinary `catch_up` from
         wherever it left the views."""
         head = self.head()
-        cache = StateCache()
+        cache = StateCache(self.state_cache_size)
         position, total = 0, 0
         while not self.stopping.is_set():
             notifications = self.app.recorder.select_notifications(
