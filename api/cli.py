@@ -28,6 +28,7 @@ from api.settings import Settings
 from domain.application import Tracker
 from domain.errors import DomainError
 from projections.heads import KeyFileError
+from projections.runner import REBUILD_BATCH_SIZE
 from projections.schema import VIEWS
 
 # Options that override a setting: (flag, settings field, type, what it is).
@@ -196,6 +197,8 @@ def _read_side(args: argparse.Namespace) -> Iterator[Any]:
     settings = _settings(args)
     env = settings.eventsourcing_env()
     batch = {"batch_size": args.batch_size} if getattr(args, "batch_size", None) else {}
+    if getattr(args, "rebuild_batch_size", None):
+        batch = {"rebuild_batch_size": args.rebuild_batch_size}
     # Tables may be created now (two `project` processes started together on a fresh schema):
     # one process at a time.
     with startup_lock(env, Tracker.name):
@@ -541,7 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
         "view", nargs="?", default=None, choices=list(VIEWS),
         help="the view to rebuild (default: all views)",
     )  # fmt: skip
-    rebuild.add_argument("--batch-size", **batch_size)
+    rebuild.add_argument(
+        "--batch-size", dest="rebuild_batch_size",
+        **{**batch_size, "default": REBUILD_BATCH_SIZE},
+    )  # fmt: skip
     rebuild.set_defaults(run=cmd_rebuild)
     lag = sub.add_parser(
         "lag",

@@ -2,18 +2,27 @@
 the query plans), and CSV export rate and peak memory.
 
 Usage: python -m bench.read_side [--store sqlite|postgres|both] [--sizes 10000 100000]
-       [--large] (adds 1,000,000 events) [--runs R]
+       [--large] (adds 1,000,000 events) [--data DIR]
+
+--data DIR keeps each generated SQLite store in DIR (`sqlite-<size>.db`, events only) and
+starts later runs from a copy of it instead of generating it again (a minute and a half at
+1 M). The generated dates are relative to the day of generation, so delete the files to
+measure "today's" data again.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -146,10 +155,25 @@ def export_run(env: dict[str, str]) -> dict[str, float]:
     return {"rows": rows, "rows_per_second": rows / seconds, "peak_rss_mb": peak}
 
 
-def one_size(kind: str, size: int) -> dict[str, Any]:
+def generated(kind: str, size: int, env: dict[str, str], data: Path | None) -> Tracker:
+    """A tracker on the store `env` holding the generated events of `size`: copied from `data`
+    when a copy is kept there (SQLite only), else generated (and kept there, if given)."""
+    kept = None if data is None or kind != "sqlite" else data / f"sqlite-{size}.db"
+    if kept is not None and kept.exists():
+        shutil.copyfile(kept, env["SQLITE_DBNAME"])
+        return Tracker(env=env)
+    tracker = Tracker(env=env)
+    generate(tracker, size)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(env["SQLITE_DBNAME"])) as db:
+            db.execute("VACUUM INTO ?", (str(kept),))
+    return tracker
+
+
+def one_size(kind: str, size: int, data: Path | None = None) -> dict[str, Any]:
     with store(kind) as env:
-        tracker = Tracker(env=env)
-        generate(tracker, size)
+        tracker = generated(kind, size, env, data)
         head = tracker.recorder.max_notification_id()
         assert head is not None  # generate() stored some
         read_side = ReadSide(tracker, env)
@@ -176,10 +200,13 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--large", action="store_true", help="also 1,000,000 events")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="keep generated SQLite stores here, and reuse them"
+    )
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.large else [])
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
-    results = {k: [one_size(k, s) for s in sizes] for k in kinds}
+    results = {k: [one_size(k, s, args.data) for s in sizes] for k in kinds}
 
     table(
         "Catch-up / rebuild from position 0, events/s (ratio: against reading the log)",

@@ -7,7 +7,7 @@ memory with the domain's own `event.evolve`, and written back with `executemany`
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +64,44 @@ class HeadPolicy:
 
 Item = tuple[int, Migration.Event]  # (position in the application's log, event)
 
+
+class StateCache:
+    """The derived states of the migrations the last batches wrote, as committed: a batch
+    takes those it finds here instead of reading them back from the migrations view and
+    decoding their JSON, and reads only the others. Least recently written first out, so its
+    memory is bounded however large the store. Used by a rebuild, which holds the runner's lock
+    throughout; `process_batch` empties it when a batch fails (the states it evolved in place
+    were not committed), and the runner when another runner moved the position."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._states: OrderedDict[str, MigrationState] = OrderedDict()
+
+    def take(self, ids: Sequence[str]) -> tuple[dict[str, MigrationState], list[str]]:
+        """The cached states of `ids`, and the ids not cached."""
+        found, missing = {}, []
+        for i in ids:
+            state = self._states.get(i)
+            if state is None:
+                missing.append(i)
+            else:
+                found[i] = state
+        return found, missing
+
+    def put(self, states: dict[str, MigrationState], ids: Sequence[str]) -> None:
+        for i in ids:
+            self._states[i] = states[i]
+            self._states.move_to_end(i)
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 _UPSERT_MIGRATION = (
     "INSERT INTO {migrations} ("
     + ", ".join(rows.MIGRATION_COLUMNS)
@@ -101,16 +139,28 @@ class ReadModelProjection(Projection[ViewStore]):
             self.apply(c, items, ALL_VIEWS - {"ledger"})
 
     def process_batch(
-        self, items: Sequence[Item], *, expected: int, last: int, raw: Sequence[Any] = ()
+        self,
+        items: Sequence[Item],
+        *,
+        expected: int,
+        last: int,
+        raw: Sequence[Any] = (),
+        cache: StateCache | None = None,
     ) -> None:
         """Apply `items` (the Migration events among positions expected+1..last) and `raw` (every
-        stored event in that range, for the ledger) exactly once."""
-        with self.view.write() as c:
-            self.view.guard(c, self.app_name, expected)
-            self.view._insert_tracking(c, Tracking(self.app_name, last))  # type: ignore[attr-defined]
-            size, root = self.apply(c, items, raw=raw)
-            if self.heads is not None and raw:
-                self.heads.issue(self.ledger, c, size, root)
+        stored event in that range, for the ledger) exactly once. With `cache`, the states of
+        the migrations touched are taken from it where present and kept in it once committed."""
+        try:
+            with self.view.write() as c:
+                self.view.guard(c, self.app_name, expected)
+                self.view._insert_tracking(c, Tracking(self.app_name, last))  # type: ignore[attr-defined]
+                size, root = self.apply(c, items, raw=raw, cache=cache)
+                if self.heads is not None and raw:
+                    self.heads.issue(self.ledger, c, size, root)
+        except BaseException:
+            if cache is not None:
+                cache.clear()
+            raise
 
     def issue_head(self, *, force: bool = False) -> Any:
         """A head for the ledger as it stands, if one is due (or `force`): called when idle, so
@@ -130,11 +180,13 @@ class ReadModelProjection(Projection[ViewStore]):
         views: frozenset[str] = ALL_VIEWS,
         states: dict[str, MigrationState] | None = None,
         raw: Sequence[Any] = (),
+        cache: StateCache | None = None,
     ) -> tuple[int, bytes]:
         """Write `views` for `items` (and the ledger for `raw`); the ledger's size and root
         after it (0 and the empty root when the ledger is not written). `states` (all states
         so far, kept by the caller) replaces reading them from the migrations table: used to
-        rebuild one view alone."""
+        rebuild one view alone. `cache` (see `StateCache`) spares reading those it has; it is
+        given the states of this batch, to keep if the transaction commits."""
         ledger = (0, merkle.EMPTY_ROOT)
         if "ledger" in views and raw:
             ledger = self.ledger.append(c, raw)
@@ -142,7 +194,14 @@ class ReadModelProjection(Projection[ViewStore]):
             return ledger
         v = self.view
         ids = list(dict.fromkeys(str(e.originator_id) for _, e in items))  # first-seen order
-        current = self._load(c, ids) if states is None else states
+        if states is not None:
+            current = states
+        elif cache is not None:
+            current, missing = cache.take(ids)
+            if missing:
+                current.update(self._load(c, missing))
+        else:
+            current = self._load(c, ids)
         before = (
             {
                 i: (rows.contribution(current[i]), rows.summary_dates(current[i]))
@@ -188,6 +247,8 @@ class ReadModelProjection(Projection[ViewStore]):
             v.insert_rows(c, "audit", rows.AUDIT_COLUMNS, audit)
         if "summary" in views:
             self._summary(c, ids, current, before)
+        if cache is not None:
+            cache.put(current, ids)
         return ledger
 
     def _search(

@@ -33,7 +33,7 @@ from projections.integrity import verify_store
 from projections.ledger import LedgerView
 from projections.projector import HeadPolicy, ReadModelProjection
 from projections.queries import Queries
-from projections.runner import Runner
+from projections.runner import REBUILD_BATCH_SIZE, Runner
 from projections.schema import VIEWS
 from projections.views import PostgresViews, SQLiteViews, ViewStore
 
@@ -74,6 +74,7 @@ class ReadSide:
         poll_interval: float = 1.0,
         heads: HeadPolicy | None = None,
         election_interval: float = 0.5,
+        rebuild_batch_size: int = REBUILD_BATCH_SIZE,
     ) -> None:
         self.tracker = tracker
         self.view = construct_views(env)
@@ -93,7 +94,12 @@ class ReadSide:
         self.view.ensure_tracking_row(tracker.name)
         self.view.ensure_schema(tracker.name)
         self.runner = Runner(
-            tracker, self.view, batch_size=batch_size, poll_interval=poll_interval, heads=heads
+            tracker,
+            self.view,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            heads=heads,
+            rebuild_batch_size=rebuild_batch_size,
         )
         self.ledger = LedgerView(self.view).reader()
         self.queries = Queries(self.view, tracker)

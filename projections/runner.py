@@ -8,24 +8,33 @@ its recorder sends on every write) wakes runners in other processes too; otherwi
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TextIO
 
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from domain.state import MigrationState
-from projections.projector import ALL_VIEWS, HeadPolicy, ReadModelProjection
+from projections.projector import (
+    ALL_VIEWS,
+    HeadPolicy,
+    Item,
+    ReadModelProjection,
+    StateCache,
+)
 from projections.rows import MIGRATION_TOPIC_PREFIX
 from projections.schema import VIEWS
 from projections.views import TrackingConflict, ViewStore
 
 log = logging.getLogger(__name__)
+REBUILD_BATCH_SIZE = 10_000
 Progress = Callable[[int, int], None]
 
 
@@ -39,8 +48,14 @@ class Runner:
         poll_interval: float = 1.0,
         linger: float = 0.05,
         heads: HeadPolicy | None = None,
+        rebuild_batch_size: int = REBUILD_BATCH_SIZE,
     ) -> None:
         self.app = app
+        # A rebuild has the views to itself and nothing waits on its batches: larger
+        # transactions write each hot page (the audit's and the ledger's last leaves, index
+        # roots, the summary) to the WAL fewer times, and a migration spans fewer batches.
+        self.rebuild_batch_size = rebuild_batch_size
+        self.state_cache_size = 50_000  # migrations' states a rebuild keeps between batches
         # After a wake-up, let more writes arrive before applying: under load the views are
         # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
         self.linger = linger
@@ -54,6 +69,19 @@ class Runner:
         self.stopping = threading.Event()
         self._position: int | None = None
         self._threads: list[threading.Thread] = []
+
+    def _migration_events(self, notifications: Sequence[Any]) -> list[Item]:
+        """The Migration events among `notifications`, decoded, with their positions. By the
+        library's `Mapper` (transcoding, cipher, compression, upcasting) without the
+        application mapper's own step (domain.chain notes each event's stream link, one more
+        SHA-256 per event): the views never read `_link`; the ledger hashes the stored bytes."""
+        mapper = self.app.mapper
+        decode: Callable[[Any, Any], Any] = Mapper.to_domain_event
+        return [
+            (n.id, decode(mapper, n))
+            for n in notifications
+            if n.topic.startswith(MIGRATION_TOPIC_PREFIX)
+        ]
 
     # -- positions --------------------------------------------------------------------------
     def position(self) -> int:
@@ -73,12 +101,7 @@ class Runner:
             if not notifications:
                 self._position = start
                 return 0
-            to_event = self.app.mapper.to_domain_event
-            items = [
-                (n.id, to_event(n))
-                for n in notifications
-                if n.topic.startswith(MIGRATION_TOPIC_PREFIX)
-            ]
+            items = self._migration_events(notifications)
             last = notifications[-1].id
             try:
                 self.projection.process_batch(items, expected=start, last=last, raw=notifications)
@@ -194,14 +217,14 @@ class Runner:
         if unknown:
             raise ValueError(f"unknown view {sorted(unknown)}; expected one of {sorted(VIEWS)}")
         started = time.perf_counter()
-        with self.lock:
+        with self.lock, self.view.bulk(), _no_cycle_collector():
             self.view.drop_indexes(views)
             try:
                 if view is None:
                     with self.view.write() as c:
                         self.view.reset(c, self.app.name, views)
                     self._position = 0
-                    events = self.catch_up(progress)
+                    events = self._rebuild_all(progress)
                 else:
                     events = self._rebuild_one(view, progress)
             finally:
@@ -214,6 +237,44 @@ class Runner:
             "events_per_second": round(events / seconds, 1) if seconds > 0 else 0.0,
         }
 
+    def _rebuild_all(self, progress: Progress | None) -> int:
+        """Catch up from position 0 into emptied views, in batches of `rebuild_batch_size`.
+
+        Each batch still commits with its tracking record (a rebuild stopped half-way resumes
+        from there like any catch-up), in log order, through `process_batch`; the states the
+        previous batches wrote are taken from a `StateCache` instead of being read back. If
+        another runner moves the position meanwhile, the rest is an ordinary `catch_up` from
+        wherever it left the views."""
+        head = self.head()
+        cache = StateCache(self.state_cache_size)
+        position, total = 0, 0
+        while not self.stopping.is_set():
+            notifications = self.app.recorder.select_notifications(
+                position, self.rebuild_batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            last = notifications[-1].id
+            try:
+                self.projection.process_batch(
+                    self._migration_events(notifications),
+                    expected=position,
+                    last=last,
+                    raw=notifications,
+                    cache=cache,
+                )
+            except TrackingConflict:
+                log.info("another runner advanced the views past %s; catching up", position)
+                self._position = None
+                return total + self.catch_up(progress)
+            self._position = position = last
+            total += len(notifications)
+            with self.advanced:
+                self.advanced.notify_all()
+            if progress is not None:
+                progress(min(last, head), head)
+        return total
+
     def _rebuild_one(self, view: str, progress: Progress | None) -> int:
         """Re-project one view up to the tracked position, the others untouched. The derived
         states are kept in memory instead of read from the migrations table (which may be the
@@ -225,18 +286,13 @@ class Runner:
             self.view.reset(c, app, [view])
         states: dict[str, MigrationState] = {}
         position, total = 0, 0
-        to_event = self.app.mapper.to_domain_event
         while position < target:
             notifications = self.app.recorder.select_notifications(
-                position, self.batch_size, stop=target, inclusive_of_start=False
+                position, self.rebuild_batch_size, stop=target, inclusive_of_start=False
             )
             if not notifications:
                 break
-            items = [
-                (n.id, to_event(n))
-                for n in notifications
-                if n.topic.startswith(MIGRATION_TOPIC_PREFIX)
-            ]
+            items = self._migration_events(notifications)
             with self.view.write() as c:
                 self.view.guard(c, app, target)
                 self.projection.apply(c, items, frozenset([view]), states, raw=notifications)
@@ -245,6 +301,22 @@ class Runner:
             if progress is not None:
                 progress(position, target)
         return total
+
+
+@contextmanager
+def _no_cycle_collector() -> Iterator[None]:
+    """Pause Python's cycle collector during a rebuild: its batches keep hundreds of
+    thousands of objects alive (events, rows, the cached states), which each collection walks
+    again (13 % of a rebuild's CPU at 100 k events). Projecting makes no reference cycles
+    (measured: a collection after a 100 k-event rebuild found no garbage); reference
+    counting frees everything as before. Restored after, as it was."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def text_progress(stream: TextIO = sys.stderr, width: int = 40) -> Progress:

@@ -177,7 +177,7 @@ class TestOneCli:
         out = " ".join(out.split())
         assert code == 0
         assert "{" + ",".join(VIEWS) + "}" in out
-        assert "(default: 1000)" in out
+        assert "(default: 10000)" in out
 
     def test_lag(self, cli):  # noqa: F811
         assert cli("demo")[0] == 0

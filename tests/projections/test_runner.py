@@ -8,8 +8,9 @@ import pytest
 
 from bench.generate import generate
 from projections import ReadSide
+from projections.projector import StateCache
 from tests.factories import ADMIN, record
-from tests.projections.conftest import NOW, request
+from tests.projections.conftest import NOW, record_original, request
 
 
 class TestGivenAStartedReadSide:
@@ -41,6 +42,71 @@ class TestGivenProjectedViews:
         assert result["events"] == app.recorder.max_notification_id()
         assert result["events_per_second"] > 0
         assert seen[-1][0] == seen[-1][1]
+
+    def test_a_rebuild_in_small_batches_with_a_small_state_cache_gives_identical_tables(
+        self, app, read_side
+    ):
+        # Events of many migrations interleaved, batches smaller than a round of them, and a
+        # cache of 3: most states are evicted and read back from the view.
+        generate(app, 300)
+        mids = [request(app, tenant=f"t{i}.onmicrosoft.com", name=f"T{i}") for i in range(12)]
+        for i in range(4):
+            for mid in mids:
+                record_original(app, mid, f"orig-{i}", licenses=10 + i)
+        read_side.catch_up()
+        before = read_side.view.dump(app.name)
+        read_side.runner.rebuild_batch_size = 37
+        read_side.runner.state_cache_size = 3
+        result = read_side.rebuild()
+
+        assert read_side.view.dump(app.name) == before
+        assert result["events"] == app.recorder.max_notification_id()
+
+    def test_a_rebuild_overtaken_by_another_runner_finishes_as_a_catch_up(
+        self, app, read_side, store_env
+    ):
+        generate(app, 600)
+        read_side.catch_up()
+        before = read_side.view.dump(app.name)
+        other = ReadSide(app, store_env, batch_size=20)
+        projection = read_side.runner.projection
+        process_batch = projection.process_batch
+        calls = []
+
+        def overtaken(*args, **kwargs):
+            calls.append(kwargs["expected"])
+            if len(calls) == 2:
+                other.runner.step()  # moves the position first: this batch conflicts
+            return process_batch(*args, **kwargs)
+
+        projection.process_batch = overtaken  # type: ignore[method-assign]
+        read_side.runner.rebuild_batch_size = 50
+        try:
+            read_side.rebuild()
+        finally:
+            other.close()
+
+        assert len(calls) > 2  # the second batch conflicted; the rest was a catch-up
+        assert read_side.view.dump(app.name) == before
+
+    def test_a_failed_batch_empties_the_state_cache(self, app, read_side):
+        generate(app, 100)
+        projection = read_side.runner.projection
+        cache = StateCache()
+        notifications = app.recorder.select_notifications(0, 1000)
+        items = read_side.runner._migration_events(notifications)
+
+        class Failing:
+            def issue(self, *args):
+                raise RuntimeError("after the views were written, before the commit")
+
+        projection.heads = Failing()  # type: ignore[assignment]
+        with pytest.raises(RuntimeError):
+            projection.process_batch(
+                items, expected=0, last=notifications[-1].id, raw=notifications, cache=cache
+            )
+        assert len(cache) == 0
+        assert read_side.runner.position() == 0
 
     @pytest.mark.parametrize("view", ["migrations", "audit", "summary"])
     def test_rebuilding_one_view_gives_identical_tables(self, app, read_side, view):
