@@ -16,7 +16,7 @@ is done, or when it is its turn to lead.
 
 What each save is promised does not change:
 - it returns only after the transaction holding its events committed (durable as before);
-- a group is all-or-nothing in the store, so when the combined insert fails (one save collided
+- a group is all-or-nothing in the store, so when the combined insert is refused (one save collided
   with another writer's version, say) each save of the group is inserted again on its own, in
   order, and gets its own outcome: one save's conflict is never another's;
 - the events of one save stay contiguous and in order in the notification log, and the log has
@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import AggregateRecorder, StoredEvent
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    IntegrityError,
+    PersistenceError,
+    StoredEvent,
+)
 
 # Events in one transaction at most: a group stops growing here (a save is never split).
 MAX_EVENTS = 1000
@@ -137,8 +142,24 @@ class GroupCommit(AggregateRecorder):
                     self._queue.append(waiter)  # the queue was empty: ours is the oldest
                 return True
             self._queue.append(waiter)
-        waiter.woken.wait()
+        try:
+            waiter.woken.wait()
+        except BaseException:
+            self._abandon(waiter)
+            raise
         return waiter.leads
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """An interrupted wait: leave the queue, or pass on the turn if it was handed to us.
+        (A save already taken by a leader stays with it: its outcome is then unknown.)"""
+        with self._lock:
+            if not waiter.leads:
+                if any(w is waiter for w in self._queue):
+                    self._queue.remove(waiter)
+                return
+            if self._queue and self._queue[0] is waiter:
+                self._queue.pop(0)
+        self._hand_over()
 
     def _hand_over(self) -> None:
         """Pass the committer's turn to the oldest waiter, or free it when none is left."""
@@ -173,9 +194,11 @@ class GroupCommit(AggregateRecorder):
                 return
             try:
                 ids = self._insert([e for save in group for e in save.events or ()], len(group))
-            except Exception:
-                # Nothing of the group is stored (one transaction): each save again on its
-                # own, so that each gets its own outcome (a conflict, a lost connection, ids).
+            except IntegrityError:
+                # Nothing of the group is stored (one transaction), and a conflict is one
+                # save's: each save again on its own, so that each gets its own outcome. (Any
+                # other failure is the store's, not a save's: all share it, below, rather than
+                # each paying a lock timeout again in turn.)
                 for save in group:
                     self._alone(save)
                 return
@@ -185,10 +208,16 @@ class GroupCommit(AggregateRecorder):
                 save.ids = None if ids is None else ids[start:end]
                 save.done = True
                 start = end
-        except BaseException as error:  # interrupted: no save may wait for ever
+        except Exception as error:  # the store failed, not one save: each would alone too
             for save in group:
                 if not save.done:
                     save.error, save.done = error, True
+        except BaseException as error:  # interrupted: no save may wait for ever
+            unknown = PersistenceError("the committing thread was interrupted: outcome unknown")
+            unknown.__cause__ = error
+            for save in group:
+                if not save.done:
+                    save.error, save.done = unknown, True
             raise
         finally:
             for save in group:
