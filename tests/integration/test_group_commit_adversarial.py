@@ -209,57 +209,53 @@ needs_main = pytest.mark.skipif(
 )
 
 
+def turn_held_elsewhere(app: Tracker) -> tuple[threading.Thread, threading.Event]:
+    """Another thread holds the committer's turn until the event is set."""
+    release = threading.Event()
+
+    def busy() -> None:
+        with app.commits.turn():
+            release.wait(10)
+
+    holder = threading.Thread(target=busy, daemon=True)
+    holder.start()
+    while not app.commits._leading:
+        time.sleep(0.001)
+    return holder, release
+
+
+def assert_a_later_save_lands(app: Tracker, mid: UUID) -> None:
+    thread, out = _save_in_thread(app, mid, "after")
+    thread.join(5)
+    assert out and isinstance(out[0], Recorded), (
+        f"the next save hangs: leading={app.commits._leading}, queue={app.commits._queue[:1]}"
+    )
+
+
 @needs_main
 class TestInterruptedWaiters:
     def test_a_save_interrupted_while_queued_does_not_stall_the_committer(self, app):
         """Ctrl-C while the main thread's save waits for the committer: the turn must still
         reach the saves after it."""
         mids = opened(app, 2)
-        release = threading.Event()
-
-        def busy() -> None:  # a projector holding the turn
-            with app.commits.turn():
-                release.wait(10)
-
-        holder = threading.Thread(target=busy, daemon=True)
-        holder.start()
-        while not app.commits._leading:
-            time.sleep(0.001)
+        holder, release = turn_held_elsewhere(app)  # a projector holding the turn
         _interrupt_main_when(lambda: app.commits.queued >= 1)
         with pytest.raises(KeyboardInterrupt):
             record(app, "note_added", mids[0], ADMIN, text="interrupted")
         release.set()
         holder.join(5)
-        t, out = _save_in_thread(app, mids[1], "after")
-        t.join(5)
-        assert out and isinstance(out[0], Recorded), (
-            f"the next save hangs: leading={app.commits._leading}, "
-            f"queue={len(app.commits._queue)} ({app.commits._queue[:1]})"
-        )
+        assert_a_later_save_lands(app, mids[1])
 
     def test_a_turn_taker_interrupted_while_queued_does_not_stall_the_committer(self, app):
         mids = opened(app, 1)
-        release = threading.Event()
-
-        def busy() -> None:
-            with app.commits.turn():
-                release.wait(10)
-
-        holder = threading.Thread(target=busy, daemon=True)
-        holder.start()
-        while not app.commits._leading:
-            time.sleep(0.001)
+        holder, release = turn_held_elsewhere(app)
         _interrupt_main_when(lambda: len(app.commits._queue) >= 1)
         # e.g. `csp-tracker rebuild`'s view write, Ctrl-C
         with pytest.raises(KeyboardInterrupt), app.commits.turn():
             pass
         release.set()
         holder.join(5)
-        t, out = _save_in_thread(app, mids[0], "after")
-        t.join(5)
-        assert out and isinstance(out[0], Recorded), (
-            f"the next save hangs: leading={app.commits._leading}, queue={app.commits._queue}"
-        )
+        assert_a_later_save_lands(app, mids[0])
 
 
 @needs_main
