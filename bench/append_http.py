@@ -29,8 +29,6 @@ Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 1
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +39,7 @@ import httpx
 
 from bench.append_inprocess import command_rate, load_targets
 from bench.common import median, save_results, store, table
-from bench.server import ROOT, measure, serving
+from bench.server import ROOT, measure, serving, wrk_arguments
 from domain.application import Tracker
 
 PREFER = {"full": "", "minimal": "return=minimal", "alone": "", "before": ""}
@@ -133,18 +131,11 @@ def one_store(kind: str, args: Any) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--migrations", type=int, default=100)
+    parser = wrk_arguments(__doc__)
     parser.add_argument("--events", type=int, default=2000, help="in-process commands per run")
     parser.add_argument("--before", help="a checkout of the code to compare with (its root)")
     parser.add_argument("--alone", action="store_true", help="also measure group commit off")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     results: dict[str, list[dict]] = {}
     rows = []

@@ -22,14 +22,13 @@ Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 7
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.append_inprocess import load_targets
 from bench.common import median, save_results, store, table
-from bench.server import measure, serving
+from bench.server import measure, serving, wrk_arguments
 from domain.application import Tracker
 
 MODES = ("single", "array", "across")
@@ -86,16 +85,9 @@ def one_store(kind: str, args: Any) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=8)
+    parser = wrk_arguments(__doc__)
     parser.add_argument("--size", type=int, default=100)
-    parser.add_argument("--migrations", type=int, default=100)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     results: dict[str, list[dict]] = {}
     rows = []

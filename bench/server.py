@@ -4,9 +4,11 @@ store's head and the views' lag."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,20 @@ from projections.heads import Signer
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).with_name("events.lua")
 CATCH_UP_TIMEOUT = 300.0
+
+
+def wrk_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every wrk-driven bench takes (store, segment length, runs, connections,
+    target migrations), and the check that wrk is installed."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--migrations", type=int, default=100)
+    return parser
 
 
 def free_port() -> int:
