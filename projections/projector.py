@@ -71,7 +71,7 @@ class StateCache:
     decoding their JSON, and reads only the others. Least recently written first out, so its
     memory is bounded however large the store. Used by a rebuild, which holds the runner's lock
     throughout; `process_batch` empties it when a batch fails (the states it evolved in place
-    were not committed), and the runner when another runner moved the position."""
+    were not committed), which includes another runner having moved the position."""
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size

@@ -91,12 +91,15 @@ class Runner:
         return self.app.recorder.max_notification_id() or 0
 
     # -- one batch ----------------------------------------------------------------------------
-    def step(self, stop: int | None = None) -> int:
-        """Apply the next page of the log; the number of notifications read (0: caught up)."""
+    def step(
+        self, stop: int | None = None, *, size: int | None = None, cache: StateCache | None = None
+    ) -> int:
+        """Apply the next page of the log (`size`, by default `batch_size`; with `cache`, see
+        `StateCache`); the number of notifications read (0: caught up)."""
         with self.lock:
             start = self._position if self._position is not None else self.position()
             notifications = self.app.recorder.select_notifications(
-                start, self.batch_size, stop=stop, inclusive_of_start=False
+                start, size or self.batch_size, stop=stop, inclusive_of_start=False
             )
             if not notifications:
                 self._position = start
@@ -104,9 +107,12 @@ class Runner:
             items = self._migration_events(notifications)
             last = notifications[-1].id
             try:
-                self.projection.process_batch(items, expected=start, last=last, raw=notifications)
+                self.projection.process_batch(
+                    items, expected=start, last=last, raw=notifications, cache=cache
+                )
             except TrackingConflict:
-                # Another runner applied (some of) these first: nothing written; resume after it.
+                # Another runner applied (some of) these first: nothing written (and `cache`
+                # emptied by process_batch); resume after it.
                 self._position = None
                 log.info("another runner advanced the views past %s; resuming after it", start)
                 return len(notifications)
@@ -115,12 +121,19 @@ class Runner:
             self.advanced.notify_all()
         return len(notifications)
 
-    def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
+    def catch_up(
+        self,
+        progress: Progress | None = None,
+        stop: int | None = None,
+        *,
+        size: int | None = None,
+        cache: StateCache | None = None,
+    ) -> int:
         """Process until the log is exhausted (or `stop`); the number of notifications read."""
         total = 0
         head = stop if stop is not None else self.head()
         while not self.stopping.is_set():
-            n = self.step(stop)
+            n = self.step(stop, size=size, cache=cache)
             if n == 0:
                 break
             total += n
@@ -242,38 +255,10 @@ class Runner:
 
         Each batch still commits with its tracking record (a rebuild stopped half-way resumes
         from there like any catch-up), in log order, through `process_batch`; the states the
-        previous batches wrote are taken from a `StateCache` instead of being read back. If
-        another runner moves the position meanwhile, the rest is an ordinary `catch_up` from
-        wherever it left the views."""
-        head = self.head()
+        previous batches wrote are taken from a `StateCache` instead of being read back (it is
+        emptied, and the states read again, if another runner moves the position meanwhile)."""
         cache = StateCache(self.state_cache_size)
-        position, total = 0, 0
-        while not self.stopping.is_set():
-            notifications = self.app.recorder.select_notifications(
-                position, self.rebuild_batch_size, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            last = notifications[-1].id
-            try:
-                self.projection.process_batch(
-                    self._migration_events(notifications),
-                    expected=position,
-                    last=last,
-                    raw=notifications,
-                    cache=cache,
-                )
-            except TrackingConflict:
-                log.info("another runner advanced the views past %s; catching up", position)
-                self._position = None
-                return total + self.catch_up(progress)
-            self._position = position = last
-            total += len(notifications)
-            with self.advanced:
-                self.advanced.notify_all()
-            if progress is not None:
-                progress(min(last, head), head)
-        return total
+        return self.catch_up(progress, size=self.rebuild_batch_size, cache=cache)
 
     def _rebuild_one(self, view: str, progress: Progress | None) -> int:
         """Re-project one view up to the tracked position, the others untouched. The derived
