@@ -45,6 +45,7 @@ def create_app(
                 tracker.close()
                 raise
         tracker.on_saved.append(metrics.on_saved)
+        tracker.on_saved.append(app.state.keys.on_saved)
         metrics.watch_commits(tracker.commits.stats)
         app.state.tracker = tracker
         app.state.read_side = read_side

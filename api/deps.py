@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
+from eventsourcing.persistence import Recording
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
@@ -26,6 +27,8 @@ _CACHE_SECONDS = 5.0
 # Events after which cached keys are loaded again: a key revoked, a new key issued, or a key's
 # web sessions ended (sign-out).
 _KEY_TOPICS = [ApiKey.Revoked.TOPIC, ApiKey.Issued.TOPIC, ApiKey.SessionsEnded.TOPIC]
+_KEY_TOPIC_SET = frozenset(_KEY_TOPICS)
+_OWN_MAX = 100_000  # own ids remembered between lookups, at most
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -60,6 +63,11 @@ class KeyCache:
     searched once, for this whole process, for key events (`_KEY_TOPICS`: a range of the
     notification id index, filtered by topic, usually a few rows). An entry loaded before the
     newest key event seen is loaded again from the store.
+
+    The search is skipped when every event since the last look was written by this process and
+    is not a key event (`on_saved`, the tracker's hook, reports them after each commit): under a
+    steady stream of appends the head moves at every request, and those are this process's own.
+    An event it did not write, or has not heard of yet, makes the range fall back to the search.
     """
 
     def __init__(self, seconds: float = _CACHE_SECONDS) -> None:
@@ -69,6 +77,19 @@ class KeyCache:
         # Key events were searched for up to `_seen`; entries loaded before `_changed` are stale.
         self._seen: int | None = None
         self._changed = 0
+        # Ids above `_seen` of this process's own writes that are not key events.
+        self._own: set[int] = set()
+
+    def on_saved(self, recordings: list[Recording]) -> None:
+        """The tracker's hook after each save: note this process's own events that are not
+        key events, so that `_follow` need not search for key events among them."""
+        ids = [r.notification.id for r in recordings if r.notification.topic not in _KEY_TOPIC_SET]
+        with self._lock:
+            if self._seen is None or not ids:
+                return
+            if len(self._own) > _OWN_MAX:  # nobody looked for a long while: search instead
+                self._own.clear()
+            self._own.update(i for i in ids if i > self._seen)
 
     def get(self, tracker: Tracker, token: str) -> Principal | None:
         head = self._follow(tracker)
@@ -107,6 +128,12 @@ class KeyCache:
                 return head
         if head <= seen:
             return head
+        with self._lock:
+            own = self._own
+            if all(i in own for i in range(seen + 1, head + 1)):  # stops at the first other
+                # (seen, head] is all this process's own writes, none a key event.
+                self._accounted(head)
+                return head
         found = recorder.select_notifications(
             start=seen, stop=head, topics=_KEY_TOPICS, limit=1, inclusive_of_start=False
         )
@@ -114,8 +141,14 @@ class KeyCache:
             if found:
                 self._changed = max(self._changed, head)
             # (seen, head] is searched, and (.., seen] was before: both are accounted for.
-            self._seen = max(self._seen or 0, head)
+            self._accounted(head)
         return head
+
+    def _accounted(self, head: int) -> None:
+        """Key events are accounted for up to `head` (called holding the lock)."""
+        if head > (self._seen or 0):
+            self._seen = head
+            self._own = {i for i in self._own if i > head}
 
     def clear(self) -> None:
         with self._lock:

@@ -140,6 +140,44 @@ class TestRevocation:
         revoke_key(api.tracker, "sales-a")
         assert api.get("sales_a", "/v1/migrations").status_code == 401
 
+    def test_own_appends_are_not_searched_for_key_events(self, api, monkeypatch):
+        # Given a cached key, when this process appends between lookups, then no lookup
+        # searches the store for key events: every event since the last one is its own.
+        migration_id = api.new_migration()["id"]
+        assert api.get("admin_a", "/v1/migrations").status_code == 200
+        searches: list[tuple] = []
+        recorder = api.tracker.recorder
+        real = recorder.select_notifications
+
+        def counting(*args, **kwargs):
+            if kwargs.get("topics"):
+                searches.append((args, kwargs))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(recorder, "select_notifications", counting)
+        for n in range(3):
+            assert (
+                api.event(migration_id, {"type": "note_added", "text": f"{n}"}).status_code == 201
+            )
+            assert api.get("admin_a", "/v1/migrations").status_code == 200
+        assert searches == []
+
+    def test_a_revocation_between_own_appends_is_refused_at_the_next_request(self, api, store_env):
+        # Given a cached key and the store's log: own append, another process's revocation,
+        # own append; when the key is used, then it is refused (the range is not all own).
+        migration_id = api.new_migration()["id"]
+        assert api.get("admin_a", "/v1/migrations").status_code == 200
+        api.event(migration_id, {"type": "note_added", "text": "before"}, who="sales_a")
+        other = Tracker(env=store_env)
+        try:
+            revoke_key(other, "admin-a")
+        finally:
+            other.close()
+        api.event(migration_id, {"type": "note_added", "text": "after"}, who="sales_a")
+        response = api.get("admin_a", "/v1/migrations")
+        assert response.status_code == 401
+        assert api.get("admin_b", "/v1/migrations").status_code == 200
+
     def test_the_cache_holds_while_only_other_events_are_written(self, api, monkeypatch):
         loads: list[str] = []
         real = deps.authenticate
