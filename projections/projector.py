@@ -69,13 +69,18 @@ class StateCache:
     """The derived states of the migrations the last batches wrote, as committed: a batch
     takes those it finds here instead of reading them back from the migrations view and
     decoding their JSON, and reads only the others. Least recently written first out, so its
-    memory is bounded however large the store. Used by a rebuild, which holds the runner's lock
-    throughout; `process_batch` empties it when a batch fails (the states it evolved in place
-    were not committed), which includes another runner having moved the position."""
+    memory is bounded however large the store. Used by a rebuild, and by the follow loop
+    between its batches; valid only at `position`, the end of the last batch it was given:
+    `process_batch` empties it when a batch fails (the states it evolved in place were not
+    committed), which includes another runner having moved the position, and `Runner.step`
+    when a batch starts elsewhere (a rebuild ran, or the position was read again)."""
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
         self._states: OrderedDict[str, MigrationState] = OrderedDict()
+        # The log position the states are as of (the last batch committed with them): a
+        # batch starting anywhere else must not use them (Runner.step empties the cache).
+        self.position: int | None = None
 
     def take(self, ids: Sequence[str]) -> tuple[dict[str, MigrationState], list[str]]:
         """The cached states of `ids`, and the ids not cached."""
@@ -97,6 +102,7 @@ class StateCache:
 
     def clear(self) -> None:
         self._states.clear()
+        self.position = None
 
     def __len__(self) -> int:
         return len(self._states)

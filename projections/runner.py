@@ -56,6 +56,7 @@ class Runner:
         # roots, the summary) to the WAL fewer times, and a migration spans fewer batches.
         self.rebuild_batch_size = rebuild_batch_size
         self.state_cache_size = 50_000  # migrations' states a rebuild keeps between batches
+        self.follow_cache_size = 10_000  # and the follow loop
         # After a wake-up, let more writes arrive before applying: under load the views are
         # updated in fewer, larger transactions (each one briefly holds SQLite's write lock).
         self.linger = linger
@@ -98,6 +99,8 @@ class Runner:
         `StateCache`); the number of notifications read (0: caught up)."""
         with self.lock:
             start = self._position if self._position is not None else self.position()
+            if cache is not None and cache.position != start:
+                cache.clear()  # its states are as of another position
             notifications = self.app.recorder.select_notifications(
                 start, size or self.batch_size, stop=stop, inclusive_of_start=False
             )
@@ -117,6 +120,8 @@ class Runner:
                 log.info("another runner advanced the views past %s; resuming after it", start)
                 return len(notifications)
             self._position = last
+            if cache is not None:
+                cache.position = last
         with self.advanced:
             self.advanced.notify_all()
         return len(notifications)
@@ -146,10 +151,13 @@ class Runner:
         """Catch up, then follow new events until `stopping` is set. Errors are logged and
         retried with a back-off, so a database restart does not end the runner."""
         backoff = 0.1
+        # The states of the migrations written last, kept between batches: a steady stream
+        # of appends touches the same migrations again and again.
+        cache = StateCache(self.follow_cache_size)
         while not self.stopping.is_set():
             self.wake.clear()
             try:
-                n = self.step()
+                n = self.step(cache=cache)
             except (IntegrityError, OperationalError, OSError) as e:
                 self._position = None
                 log.warning("projector batch failed (%s); retrying in %.1fs", e, backoff)
@@ -167,6 +175,11 @@ class Runner:
                 self._heads_when_idle()
                 if self.wake.wait(self.poll_interval) and self.linger:
                     self.stopping.wait(self.linger)
+            elif n < self.batch_size and self.linger:
+                # Writes keep coming: let the next batch gather for as long too, so that the
+                # views move in fewer, larger transactions (each costs a commit, the summary's
+                # and the ledger's hot rows, and a wake-up) and the writers keep the core.
+                self.stopping.wait(self.linger)
 
     def _heads_when_idle(self) -> None:
         try:

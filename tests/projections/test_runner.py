@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 import pytest
 
 from bench.generate import generate
 from projections import ReadSide
 from projections.projector import StateCache
+from projections.runner import Runner
 from tests.factories import ADMIN, record
 from tests.projections.conftest import NOW, record_original, request
 
@@ -145,3 +147,68 @@ class TestGivenTwoRunnersOfTheSameViews:
         read_side.rebuild()
         assert raced == read_side.view.dump(app.name)
         assert read_side.queries.verify()["ok"]
+
+
+class TestFollowing:
+    """The follow loop: a partial batch lingers, and states are kept between batches only
+    while the position is the one they were kept at."""
+
+    def test_a_partial_batch_lingers_before_the_next_one(self, app, read_side):
+        # Given a follow loop whose steps read 3 (a partial batch), then a full batch, then
+        # nothing; then it waits `linger` after the 3 only (a full batch goes straight on, and
+        # nothing waits for a wake-up, which never comes here).
+        runner = Runner(app, read_side.view, batch_size=1000, linger=0.25, poll_interval=0.01)
+        sizes = iter([3, 1000, 0])
+        waits: list[float] = []
+
+        class Stopping(threading.Event):
+            def wait(self, timeout: float | None = None) -> bool:
+                waits.append(timeout or 0.0)
+                return False
+
+        def step(*args, **kwargs):
+            n = next(sizes, None)
+            if n is None:
+                runner.stopping.set()
+                return 0
+            return n
+
+        runner.stopping = Stopping()
+        runner.step = step  # type: ignore[method-assign]
+        runner._heads_when_idle = lambda: None  # type: ignore[method-assign]
+        runner.follow()
+        assert waits == [0.25]
+
+    def test_kept_states_are_used_at_the_position_they_were_kept_at(self, app, read_side):
+        generate(app, 60)
+        runner, cache = read_side.runner, StateCache()
+        runner.step(size=20, cache=cache)
+        assert cache.position == runner.position() and len(cache) > 0
+        loaded: list[str] = []
+        real = runner.projection._load
+
+        def counting(c, ids):
+            loaded.extend(ids)
+            return real(c, ids)
+
+        runner.projection._load = counting  # type: ignore[method-assign]
+        kept = set(cache._states)
+        runner.step(size=20, cache=cache)
+        assert not kept & set(loaded)  # none of the kept states was read back
+
+    def test_kept_states_are_dropped_when_the_position_moved_without_them(self, app, read_side):
+        # Given states kept at a position, one of them wrong, when the views move on without
+        # the cache (a rebuild, another runner) and the next batch comes: the kept states are
+        # not used, and the views equal a rebuild.
+        generate(app, 60)
+        runner, cache = read_side.runner, StateCache()
+        runner.step(size=20, cache=cache)
+        mid, wrong = next(iter(cache._states.items()))
+        wrong.customer_name = "Not what the events say"
+        runner.catch_up()  # without the cache
+        record(app, "note_added", UUID(mid), ADMIN, text="after the catch-up")
+        runner.step(cache=cache)
+        after = read_side.view.dump(app.name)
+        read_side.rebuild()
+        assert read_side.view.dump(app.name) == after
+        assert "Not what the events say" not in repr(after)
