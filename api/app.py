@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from api import errors, web
+from api.appender import Appender
 from api.body import BodyGuard
 from api.deps import KeyCache, reject_nul
 from api.metrics import Metrics, RequestMiddleware
@@ -45,6 +46,7 @@ def create_app(
                 tracker.close()
                 raise
         tracker.on_saved.append(metrics.on_saved)
+        app.state.appender = Appender(tracker)
         tracker.on_saved.append(app.state.keys.on_saved)
         metrics.watch_commits(tracker.commits.stats)
         app.state.tracker = tracker
@@ -56,6 +58,7 @@ def create_app(
                 read_side.start()  # active, or a standby if another process's projector is
             yield
         finally:
+            app.state.appender.close()  # records what is queued
             read_side.close()  # stops the projector if running, closes the views' pool
             tracker.close()
 

@@ -254,7 +254,10 @@ class Tracker(Application[UUID]):
         return self._execute(migration_id, steps, expected_version, batch=True)
 
     def execute_each(
-        self, items: Sequence[tuple[UUID, Context, Command]], decided: Decided | None = None
+        self,
+        items: Sequence[tuple[UUID, Context, Command]],
+        decided: Decided | None = None,
+        expected: Sequence[int | None] | None = None,
     ) -> list[list[Migration.Event] | DomainError]:
         """Each item, a command for a migration, as `execute` alone would record it, in order:
         an item sees what the ones before it recorded on its migration, and a refused one
@@ -262,9 +265,13 @@ class Tracker(Application[UUID]):
         saved in ONE transaction. `decided(index, migration, events)` is called as an item is
         decided, with the migration as it stands after it, and returns aggregates to save with
         it (its idempotency record). Should another writer collide with that save, the items
-        are executed one by one instead, each with `execute`, in order."""
+        are executed one by one instead, each with `execute`, in order. `expected[i]`, when
+        given and not None, is the version item i's caller expects its migration at, as the
+        items before it left it (`execute`'s `expected_version`): at another, the item is
+        refused with a VersionConflict."""
+        wanted = list(expected) if expected is not None else [None] * len(items)
         with self._writing.holding(item[0] for item in items):
-            outcomes, aggregates, first = self._decide_each(items, decided)
+            outcomes, aggregates, first = self._decide_each(items, decided, wanted)
             if not first:
                 return outcomes  # every item refused: nothing to save
             try:
@@ -273,10 +280,16 @@ class Tracker(Application[UUID]):
             except IntegrityError:
                 if self._landed(first):
                     return outcomes
-        return [self._execute_alone(index, item, decided) for index, item in enumerate(items)]
+        return [
+            self._execute_alone(index, item, decided, wanted[index])
+            for index, item in enumerate(items)
+        ]
 
     def _decide_each(
-        self, items: Sequence[tuple[UUID, Context, Command]], decided: Decided | None
+        self,
+        items: Sequence[tuple[UUID, Context, Command]],
+        decided: Decided | None,
+        wanted: Sequence[int | None],
     ) -> tuple[list[list[Migration.Event] | DomainError], list[Any], list[Migration.Event]]:
         """The items' outcomes, the aggregates to save, and the pending events of one migration
         (to tell whether that save landed after all)."""
@@ -289,6 +302,7 @@ class Tracker(Application[UUID]):
                 loaded = migrations.get(migration_id)
                 migration = self._get_migration(migration_id) if loaded is None else loaded
                 migration.ensure_visible_to(ctx)
+                _ensure_version(wanted[index], migration.version)
             except DomainError as refusal:
                 outcomes.append(refusal)
                 continue
@@ -321,7 +335,11 @@ class Tracker(Application[UUID]):
         )
 
     def _execute_alone(
-        self, index: int, item: tuple[UUID, Context, Command], decided: Decided | None
+        self,
+        index: int,
+        item: tuple[UUID, Context, Command],
+        decided: Decided | None,
+        expected_version: int | None = None,
     ) -> list[Migration.Event] | DomainError:
         migration_id, ctx, command = item
 
@@ -333,7 +351,7 @@ class Tracker(Application[UUID]):
 
         try:
             with self.attaching(attach):
-                return self.execute(migration_id, ctx, command).events
+                return self.execute(migration_id, ctx, command, expected_version).events
         except DomainError as refusal:
             return refusal
 
@@ -358,13 +376,7 @@ class Tracker(Application[UUID]):
                 migration = self._get_migration(migration_id)
                 # Before anything else: ids of others never leak.
                 migration.ensure_visible_to(steps[0][0])
-                if expected_version is not None and expected_version != migration.version:
-                    raise VersionConflict(
-                        message=f"expected version {expected_version}, "
-                        f"stored is {migration.version}",
-                        expected=expected_version,
-                        actual=migration.version,
-                    )
+                _ensure_version(expected_version, migration.version)
                 if collided is not None and migration.version == decided_on and not claims:
                     # Neither the migration nor a claim moved since the last attempt: what
                     # collided was an attached aggregate (an idempotency record a concurrent
@@ -601,3 +613,13 @@ def _guid_key(tenant_guid: str) -> str:
 
 def _not_found(migration_id: UUID) -> NotFound:
     return NotFound("migration_not_found", f"no migration {migration_id}")
+
+
+def _ensure_version(expected: int | None, actual: int) -> None:
+    """A caller's precondition (If-Match): the migration is at `expected`, if one is given."""
+    if expected is not None and expected != actual:
+        raise VersionConflict(
+            message=f"expected version {expected}, stored is {actual}",
+            expected=expected,
+            actual=actual,
+        )

@@ -7,13 +7,16 @@ import re
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import render
+from api.appender import Post
 from api.deps import (
     AuditCursor,
     CorrelationId,
+    Credentials,
     CurrentPrincipal,
     PresentedKey,
     QueriesDep,
@@ -44,6 +47,7 @@ from api.schemas import (
     read_events,
 )
 from domain.application import Recorded as DomainRecorded
+from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
 from domain.decider import START
@@ -203,7 +207,8 @@ _WRITE_HEADERS = {
         **errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
     },
 )
-def record_event(
+async def record_event(
+    request: Request,
     migration_id: MigrationId,
     body: Annotated[
         EventsIn,
@@ -212,7 +217,6 @@ def record_event(
             "transaction: all of them, or none"
         ),
     ],
-    tracker: TrackerDep,
     key: PresentedKey,
     correlation_id: CorrelationId,
     if_match: IfMatch = None,
@@ -222,8 +226,50 @@ def record_event(
     """Record one event, or an array of up to 100 in order, all or none (a refusal names
     `details.index`); the response holds every stored event (incl. migration_completed), and
     the migration's state unless `Prefer: return=minimal`."""
-    principal = key.principal()  # 401 before anything else, as a dependency would answer
-    # Then the body, as FastAPI validated it before the route when it was one event only.
+    minimal = prefers_minimal(prefer)
+    if isinstance(body, list):  # an array: in a worker thread, atomically
+        answer = await run_in_threadpool(
+            _record_array,
+            request.app.state.tracker,
+            migration_id,
+            body,
+            key,
+            correlation_id,
+            if_match,
+            idempotency_key,
+            minimal,
+        )
+    else:  # one event: the appender's writer thread, with the other posts queued meanwhile
+        post = Post(
+            key,
+            migration_id,
+            body,
+            correlation_id,
+            lambda: _expected_version(if_match),
+            idempotency_key,
+            minimal,
+            lambda mid, event: event_request_hash(mid, event.model_dump(mode="json")),
+        )
+        answer = await request.app.state.appender.append(post)
+    response = respond(answer, minimal=minimal)
+    response.headers["Location"] = f"/v1/migrations/{migration_id}"
+    response.headers["Vary"] = "Prefer"
+    return response
+
+
+def _record_array(
+    tracker: Tracker,
+    migration_id: UUID,
+    body: list[Any],
+    key: Credentials,
+    correlation_id: str,
+    if_match: str | None,
+    idempotency_key: str | None,
+    minimal: bool,
+) -> Answer:
+    """An array of events, all recorded or none: checked in the order of a single post (the
+    key, the body, the role, If-Match)."""
+    principal = key.principal()
     events = read_events(body)
     principal.ensure_writer()
     expected = _expected_version(if_match)
@@ -235,29 +281,19 @@ def record_event(
         )
         return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
 
-    steps = [step(event) for event in events] if isinstance(events, list) else [step(events)]
+    steps = [step(event) for event in events]
 
     def run() -> DomainRecorded:
-        if isinstance(events, list):
-            return tracker.execute_many(migration_id, steps, expected_version=expected)
-        ctx, command = steps[0]
-        return tracker.execute(migration_id, ctx, command, expected_version=expected)
+        return tracker.execute_many(migration_id, steps, expected_version=expected)
 
     # Only a key is kept with its request's fingerprint: without one there is nothing to hash.
     fingerprint = "" if idempotency_key is None else event_request_hash(migration_id, _wire(events))
-    minimal = prefers_minimal(prefer)
-    answer = once(tracker, principal, idempotency_key, fingerprint, run, minimal=minimal)
-    response = respond(answer, minimal=minimal)
-    response.headers["Location"] = f"/v1/migrations/{migration_id}"
-    response.headers["Vary"] = "Prefer"
-    return response
+    return once(tracker, principal, idempotency_key, fingerprint, run, minimal=minimal)
 
 
-def _wire(events: Any) -> Any:
+def _wire(events: list[Any]) -> Any:
     """The body as JSON values, as the fingerprint of a request reads it."""
-    if isinstance(events, list):
-        return [event.model_dump(mode="json") for event in events]
-    return events.model_dump(mode="json")
+    return [event.model_dump(mode="json") for event in events]
 
 
 def event_request_hash(migration_id: UUID, wire: Any) -> str:

@@ -1,0 +1,217 @@
+"""Single-event posts (POST /v1/migrations/{id}/events with one event), decided and saved by
+one writer thread in batches.
+
+Each request waits on the event loop, not in a worker thread of its own: the writer thread takes
+every post queued since its last batch (up to `max_batch`) and records them with
+`Tracker.execute_each`, each item as its own single post would be recorded (in the order they
+arrived, an item on a migration seeing the ones before it), all in one transaction; then it
+hands each request its own answer with one call into the event loop. A request thus costs no
+thread hand-over of its own, and concurrent posts share one commit, which is the point: on one
+core, a thread per request spent more in waking threads and passing the GIL between them than
+the command itself costs (docs/performance.md, section 1).
+
+Each item keeps the single post's semantics, checked in the same order: the key (401), the
+role (403), `If-Match` (the version as the items before it on its migration left it: 412), the
+`Idempotency-Key` (a replay, or 422 `idempotency_key_reused`), then the domain. A refused item
+is that request's refusal alone; the others go on. Should the combined save collide with
+another writer, `execute_each` records the items one by one instead. A store failure (503) is
+the answer of every item of that batch: none of them was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+from uuid import UUID
+
+from api import render
+from api.deps import Credentials, Principal
+from api.errors import ApiError
+from api.idempotent import Answer, keep, replay
+from api.schemas import read_events
+from domain.application import Tracker
+from domain.commands import Command
+from domain.context import Context
+from domain.errors import DomainError
+from domain.migration import Migration
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 100  # posts recorded in one transaction, at most
+
+
+@dataclass
+class Post:
+    """One single-event post, as the route read it from the wire."""
+
+    credentials: Credentials
+    migration_id: UUID
+    body: Any  # the event as FastAPI validated it (api.schemas.EventsIn)
+    correlation_id: str
+    expected: Callable[[], int | None]  # If-Match, read (its refusal raised) after the role
+    idempotency_key: str | None
+    minimal: bool  # Prefer: return=minimal
+    # The request's hash (for its Idempotency-Key) from its migration id and event.
+    fingerprint: Callable[[UUID, Any], str]
+
+
+@dataclass
+class _Queued:
+    post: Post
+    future: asyncio.Future[Answer]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class _Item:
+    """A post past its checks, to decide: its index in the batch, and what it needs."""
+
+    index: int
+    post: Post
+    principal: Principal
+    command: tuple[UUID, Context, Command]
+    expected: int | None
+    fingerprint: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class Appender:
+    def __init__(self, tracker: Tracker, max_batch: int = MAX_BATCH) -> None:
+        self.tracker = tracker
+        self.max_batch = max_batch
+        self._ready = threading.Condition()
+        self._queue: list[_Queued] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Posts waiting for the writer thread."""
+        with self._ready:
+            return len(self._queue)
+
+    async def append(self, post: Post) -> Answer:
+        """The post's answer (201, or the replay of a kept one); its refusal raised."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Answer] = loop.create_future()
+        with self._ready:
+            if self._closed:
+                raise ApiError(503, "shutting_down", "the server is shutting down; try again")
+            self._queue.append(_Queued(post, future, loop))
+            self._ready.notify()
+        return await future
+
+    def close(self) -> None:
+        """Record what is queued, then stop the writer thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._thread.join(timeout=30)
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:
+                    return  # closed, and nothing left
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+            try:
+                outcomes = self._record([q.post for q in batch])
+            except BaseException as failure:  # a bug: tell every request, and go on
+                log.exception("appender batch failed")
+                outcomes = [failure] * len(batch)
+            for queued, outcome in zip(batch, outcomes, strict=True):
+                queued.loop.call_soon_threadsafe(_settle, queued.future, outcome)
+
+    def _record(self, posts: list[Post]) -> list[Answer | BaseException]:
+        """Each post's answer or refusal, the batch recorded in one transaction."""
+        outcomes: list[Answer | BaseException | None] = [None] * len(posts)
+        todo: list[_Item] = []
+        principals: dict[str, Principal | ApiError] = {}  # one key lookup per key per batch
+        for index, post in enumerate(posts):
+            try:
+                item = self._check(index, post, principals)
+                first = replay(self.tracker, item.principal, post.idempotency_key, item.fingerprint)
+            except Exception as refusal:  # this post's alone: 401, 403, 412, 422, ...
+                outcomes[index] = refusal
+                continue
+            if first is not None:
+                outcomes[index] = first
+            else:
+                todo.append(item)
+
+        def decided(position: int, migration: Migration, events: list[Migration.Event]) -> Any:
+            it = todo[position]
+            key = it.post.idempotency_key
+            # With a key, the whole answer is kept, so that a retry may ask for either form.
+            it.body = (
+                render.stored(migration, events)
+                if it.post.minimal and key is None
+                else render.recorded(migration, events, self.tracker.clock())
+            )
+            return keep(it.principal, key, it.fingerprint, it.body)
+
+        if todo:
+            results: list[Any]
+            try:
+                results = self.tracker.execute_each(
+                    [it.command for it in todo], decided, [it.expected for it in todo]
+                )
+            except Exception as failure:  # the store: nothing of this batch was stored
+                results = [failure] * len(todo)
+            for it, result in zip(todo, results, strict=True):
+                outcomes[it.index] = self._outcome(it, result)
+        assert all(o is not None for o in outcomes)
+        return cast("list[Answer | BaseException]", outcomes)
+
+    def _check(self, index: int, post: Post, principals: dict[str, Principal | ApiError]) -> _Item:
+        """The post's checks, in the single post's order: its key, its body, its role, its
+        If-Match."""
+        token = post.credentials.token
+        found = principals.get(token)
+        if found is None:
+            try:
+                found = principals[token] = post.credentials.principal()
+            except ApiError as refusal:
+                found = principals[token] = refusal
+        if isinstance(found, ApiError):
+            raise found
+        event = read_events(post.body)
+        found.ensure_writer()
+        expected = post.expected()
+        ctx = Context(
+            found.name, found.role, post.correlation_id, event.occurred_at, found.partner_id
+        )
+        command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+        key = post.idempotency_key
+        fingerprint = "" if key is None else post.fingerprint(post.migration_id, event)
+        return _Item(index, post, found, (post.migration_id, ctx, command), expected, fingerprint)
+
+    def _outcome(self, it: _Item, result: Any) -> Answer | BaseException:
+        if isinstance(result, list):
+            return Answer(201, it.body)
+        if isinstance(result, DomainError):
+            # A concurrent retry with the same key may have stored first (its record collided
+            # with ours): then answer as it was answered.
+            try:
+                first = replay(self.tracker, it.principal, it.post.idempotency_key, it.fingerprint)
+            except ApiError as reused:
+                return reused
+            return result if first is None else first
+        return result  # the store's failure
+
+
+def _settle(future: asyncio.Future[Answer], outcome: Answer | BaseException) -> None:
+    if future.done():  # the client went away (the request was cancelled)
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,209 @@
+"""The appender (api/appender.py) on a real store (SQLite and PostgreSQL): single-event posts
+queued while its writer thread is busy are recorded together, in one transaction, and each
+post still gets the answer its own single post would get.
+
+Each spec holds the group committer's turn, so that the writer thread's first batch waits in
+its save while the other posts queue behind it: the grouping is certain, not a matter of timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from api.appender import Appender, Post
+from api.deps import Credentials, KeyCache
+from api.errors import ApiError
+from api.idempotent import Answer
+from api.routes.migrations import event_request_hash
+from domain.access import issue_key
+from domain.application import Tracker
+from domain.errors import NotFound, VersionConflict
+from tests.integration.test_group_commit import opened
+
+
+@pytest.fixture
+def app(tracker: Tracker) -> Tracker:
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    tracker.register_partner("northwind", "Northwind", "europe")
+    return tracker
+
+
+@pytest.fixture
+def appender(app: Tracker) -> Iterator[Appender]:
+    appender = Appender(app)
+    yield appender
+    appender.close()
+
+
+class Keys:
+    def __init__(self, app: Tracker) -> None:
+        self.app, self.cache = app, KeyCache()
+        self.tokens = {
+            "admin": issue_key(app, "admin", "account_admin", "fabrikam").token,
+            "auditor": issue_key(app, "auditor", "auditor", None).token,
+            "northwind": issue_key(app, "nw-admin", "account_admin", "northwind").token,
+        }
+
+    def post(
+        self,
+        migration_id: UUID,
+        text: str = "note",
+        who: str = "admin",
+        expected: int | None = None,
+        key: str | None = None,
+    ) -> Post:
+        return Post(
+            Credentials(self.cache, self.app, self.tokens[who]),
+            migration_id,
+            {"type": "note_added", "text": text},
+            "corr-1",
+            lambda: expected,
+            key,
+            False,
+            lambda mid, event: event_request_hash(mid, event.model_dump(mode="json")),
+        )
+
+
+def send(appender: Appender, posts: list[Post]) -> list[Answer | BaseException]:
+    """Each post's answer or refusal, all posted at once."""
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(appender.append(p) for p in posts), return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+@contextmanager
+def behind_a_busy_writer(
+    app: Tracker, appender: Appender, first: Post, queued: int
+) -> Iterator[list[Any]]:
+    """The writer thread busy saving `first` (the committer's turn held) until `queued` more
+    posts wait in the appender's queue; the answers of `first` and then of the others, once
+    the block's posts are sent (from another thread) and answered."""
+    answers: list[Any] = []
+    with app.commits.turn():
+        first_sent = threading.Thread(target=lambda: answers.extend(send(appender, [first])))
+        first_sent.start()
+        _until(lambda: app.commits.queued == 1)  # the writer's first batch waits for the turn
+        yield answers
+        _until(lambda: appender.queued == queued)
+    first_sent.join(timeout=30)
+
+
+def _until(condition: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_posts_queued_meanwhile_are_recorded_in_one_transaction(app, appender):
+    # Given the writer busy with a first post, when 8 posts to 8 migrations queue meanwhile,
+    # then they are recorded in one transaction, each with its own answer.
+    keys, ids = Keys(app), opened(app, 9)
+    others: list[Any] = []
+    before = app.commits.stats.transactions
+    with behind_a_busy_writer(app, appender, keys.post(ids[0]), 8) as first:
+        sending = threading.Thread(
+            target=lambda: others.extend(send(appender, [keys.post(m) for m in ids[1:]]))
+        )
+        sending.start()
+    sending.join(timeout=30)
+    assert [a.status for a in first + others] == [201] * 9
+    assert [a.body["id"] for a in others] == [str(m) for m in ids[1:]]
+    assert all(a.body["version"] == a.body["state"]["version"] == 2 for a in others)
+    assert app.commits.stats.transactions - before == 2  # the first post's, then the 8's
+    assert all(app.get(m).version == 2 for m in ids)
+
+
+def test_a_refused_post_is_that_posts_answer_alone(app, appender):
+    # Given a batch of four posts, when one is from a read-only key and one names another
+    # partner's migration, then those two are refused and the other two are recorded.
+    keys, ids = Keys(app), opened(app, 3)
+    posts = [
+        keys.post(ids[1]),
+        keys.post(ids[1], who="auditor"),
+        keys.post(ids[2], who="northwind"),
+        keys.post(ids[2]),
+    ]
+    answers: list[Any] = []
+    with behind_a_busy_writer(app, appender, keys.post(ids[0]), 4):
+        sending = threading.Thread(target=lambda: answers.extend(send(appender, posts)))
+        sending.start()
+    sending.join(timeout=30)
+    assert isinstance(answers[0], Answer) and answers[0].status == 201
+    assert isinstance(answers[1], ApiError) and answers[1].code == "read_only"
+    assert isinstance(answers[2], NotFound) and answers[2].code == "migration_not_found"
+    assert isinstance(answers[3], Answer) and answers[3].body["version"] == 2
+    assert [app.get(m).version for m in ids] == [2, 2, 2]
+
+
+def test_if_match_sees_the_posts_before_it_on_its_migration(app, appender):
+    # Given two posts to one migration at version 1, both with If-Match 1, queued together,
+    # then the first is recorded and the second refused (412), as if posted one after another.
+    keys, ids = Keys(app), opened(app, 2)
+    answers: list[Any] = []
+    posts = [keys.post(ids[1], "a", expected=1), keys.post(ids[1], "b", expected=1)]
+    with behind_a_busy_writer(app, appender, keys.post(ids[0]), 2):
+        sending = threading.Thread(target=lambda: answers.extend(send(appender, posts)))
+        sending.start()
+    sending.join(timeout=30)
+    assert isinstance(answers[0], Answer) and answers[0].body["version"] == 2
+    assert isinstance(answers[1], VersionConflict)
+    assert answers[1].details == {"expected": 1, "actual": 2}
+    assert app.get(ids[1]).version == 2
+
+
+def test_a_retry_queued_with_its_first_try_is_recorded_once(app, appender):
+    # Given the same post twice with one Idempotency-Key, queued together, then one is
+    # recorded and the other answered with its answer, replayed.
+    keys, ids = Keys(app), opened(app, 2)
+    answers: list[Any] = []
+    posts = [keys.post(ids[1], key="k-1"), keys.post(ids[1], key="k-1")]
+    with behind_a_busy_writer(app, appender, keys.post(ids[0]), 2):
+        sending = threading.Thread(target=lambda: answers.extend(send(appender, posts)))
+        sending.start()
+    sending.join(timeout=30)
+    assert [a.status for a in answers] == [201, 201]
+    assert sorted(a.replayed for a in answers) == [False, True]
+    assert answers[0].body == answers[1].body
+    assert app.get(ids[1]).version == 2
+
+
+def test_a_store_failure_is_the_answer_of_every_post_of_the_batch(app, appender, monkeypatch):
+    keys, ids = Keys(app), opened(app, 3)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("the store went away")
+
+    monkeypatch.setattr(app, "execute_each", failing)
+    answers = send(appender, [keys.post(ids[1]), keys.post(ids[2])])
+    assert all(isinstance(a, OperationalError) for a in answers)
+    assert [app.get(m).version for m in ids] == [1, 1, 1]
+
+
+def test_closing_records_what_is_queued_then_refuses_more(app, appender):
+    keys, ids = Keys(app), opened(app, 3)
+    answers: list[Any] = []
+    with behind_a_busy_writer(app, appender, keys.post(ids[0]), 2):
+        sending = threading.Thread(
+            target=lambda: answers.extend(send(appender, [keys.post(m) for m in ids[1:]]))
+        )
+        sending.start()
+        closing = threading.Thread(target=appender.close)
+        _until(lambda: appender.queued == 2)
+        closing.start()
+    closing.join(timeout=30)
+    sending.join(timeout=30)
+    assert [a.status for a in answers] == [201, 201]
+    late = send(appender, [keys.post(ids[1])])
+    assert isinstance(late[0], ApiError) and late[0].code == "shutting_down"
