@@ -24,20 +24,17 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 from uuid import UUID
 
-from api import render
 from api.deps import Credentials, Principal
 from api.errors import ApiError
-from api.idempotent import Answer, keep, replay
+from api.idempotent import Answer, Write, once_each
 from api.schemas import read_events
 from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
-from domain.errors import DomainError
-from domain.migration import Migration
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 100  # posts recorded in one transaction, at most
@@ -63,19 +60,6 @@ class _Queued:
     post: Post
     future: asyncio.Future[Answer]
     loop: asyncio.AbstractEventLoop
-
-
-@dataclass
-class _Item:
-    """A post past its checks, to decide: its index in the batch, and what it needs."""
-
-    index: int
-    post: Post
-    principal: Principal
-    command: tuple[UUID, Context, Command]
-    expected: int | None
-    fingerprint: str
-    body: dict[str, Any] = field(default_factory=dict)
 
 
 class Appender:
@@ -133,45 +117,22 @@ class Appender:
     def _record(self, posts: list[Post]) -> list[Answer | BaseException]:
         """Each post's answer or refusal, the batch recorded in one transaction."""
         outcomes: list[Answer | BaseException | None] = [None] * len(posts)
-        todo: list[_Item] = []
+        checked: list[tuple[int, Write]] = []
         principals: dict[str, Principal | ApiError] = {}  # one key lookup per key per batch
         for index, post in enumerate(posts):
             try:
-                item = self._check(index, post, principals)
-                first = replay(self.tracker, item.principal, post.idempotency_key, item.fingerprint)
-            except Exception as refusal:  # this post's alone: 401, 403, 412, 422, ...
+                checked.append((index, self._check(post, principals)))
+            except Exception as refusal:  # this post's alone: 401, 403, 422, ...
                 outcomes[index] = refusal
-                continue
-            if first is not None:
-                outcomes[index] = first
-            else:
-                todo.append(item)
-
-        def decided(position: int, migration: Migration, events: list[Migration.Event]) -> Any:
-            it = todo[position]
-            key = it.post.idempotency_key
-            # With a key, the whole answer is kept, so that a retry may ask for either form.
-            it.body = (
-                render.stored(migration, events)
-                if it.post.minimal and key is None
-                else render.recorded(migration, events, self.tracker.clock())
-            )
-            return keep(it.principal, key, it.fingerprint, it.body)
-
-        if todo:
-            results: list[Any]
-            try:
-                results = self.tracker.execute_each(
-                    [it.command for it in todo], decided, [it.expected for it in todo]
-                )
-            except Exception as failure:  # the store: nothing of this batch was stored
-                results = [failure] * len(todo)
-            for it, result in zip(todo, results, strict=True):
-                outcomes[it.index] = self._outcome(it, result)
-        assert all(o is not None for o in outcomes)
+        try:
+            answers: list[Any] = once_each(self.tracker, [write for _, write in checked])
+        except Exception as failure:  # the store's, reading kept answers: none was stored
+            answers = [failure] * len(checked)
+        for (index, _), answer in zip(checked, answers, strict=True):
+            outcomes[index] = answer
         return cast("list[Answer | BaseException]", outcomes)
 
-    def _check(self, index: int, post: Post, principals: dict[str, Principal | ApiError]) -> _Item:
+    def _check(self, post: Post, principals: dict[str, Principal | ApiError]) -> Write:
         """The post's checks, in the single post's order: its key, its body, its role, its
         If-Match."""
         token = post.credentials.token
@@ -192,20 +153,9 @@ class Appender:
         command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
         key = post.idempotency_key
         fingerprint = "" if key is None else post.fingerprint(post.migration_id, event)
-        return _Item(index, post, found, (post.migration_id, ctx, command), expected, fingerprint)
-
-    def _outcome(self, it: _Item, result: Any) -> Answer | BaseException:
-        if isinstance(result, list):
-            return Answer(201, it.body)
-        if isinstance(result, DomainError):
-            # A concurrent retry with the same key may have stored first (its record collided
-            # with ours): then answer as it was answered.
-            try:
-                first = replay(self.tracker, it.principal, it.post.idempotency_key, it.fingerprint)
-            except ApiError as reused:
-                return reused
-            return result if first is None else first
-        return result  # the store's failure
+        return Write(
+            found, (post.migration_id, ctx, command), expected, key, fingerprint, post.minimal
+        )
 
 
 def _settle(future: asyncio.Future[Answer], outcome: Answer | BaseException) -> None:

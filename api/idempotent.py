@@ -3,24 +3,27 @@
 `once(...)` runs a tracker command and answers 201 with the stored events (`render.recorded`),
 saving the answer as an idempotency record (domain/idempotency.py) in the SAME transaction as
 the events when a key was given. A retry with the key and the same request gets that answer
-again (`replayed`); with another request, 422 `idempotency_key_reused`. The single-event route,
-its array form and each item of POST /v1/events:batch (which composes `replay` and `keep`
-itself) all go through here: a key names one request, whichever route carried it.
+again (`replayed`); with another request, 422 `idempotency_key_reused`. `once_each(...)` does
+the same for many single-event writes recorded together (the appender's batches of single
+posts, the items of POST /v1/events:batch): a key names one request, whichever route carried it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
+from uuid import UUID
 
 from api import render
 from api.deps import Principal
 from api.errors import ApiError
 from domain import idempotency
 from domain.application import Recorded, Tracker
+from domain.commands import Command
+from domain.context import Context
 from domain.errors import DomainError
 from domain.migration import Migration
 
@@ -105,3 +108,70 @@ def once(
             return first
         raise
     return Answer(201, body)
+
+
+@dataclass
+class Write:
+    """One event for one migration, checked and ready to record as its own single post."""
+
+    principal: Principal
+    command: tuple[UUID, Context, Command]
+    expected: int | None  # If-Match
+    key: str | None  # Idempotency-Key
+    fingerprint: str  # of the request, with a key ("" without)
+    minimal: bool  # answer without the state (unless a key keeps the whole answer)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def once_each(tracker: Tracker, writes: Sequence[Write]) -> list[Answer | Exception]:
+    """Each write once per (API key, key), as `once` would run it alone, in order: a kept
+    answer is replayed; the others are recorded in ONE transaction (`Tracker.execute_each`:
+    a refused one is its own outcome, the others go on), each idempotency record with its
+    events. A store failure is the outcome of every write not replayed: none was stored."""
+    outcomes: list[Answer | Exception | None] = [None] * len(writes)
+    todo: list[tuple[int, Write]] = []
+    for index, write in enumerate(writes):
+        try:
+            first = replay(tracker, write.principal, write.key, write.fingerprint)
+        except ApiError as reused:
+            outcomes[index] = reused
+            continue
+        if first is None:
+            todo.append((index, write))
+        else:
+            outcomes[index] = first
+
+    def decided(position: int, migration: Migration, events: list[Migration.Event]) -> list[Any]:
+        w = todo[position][1]
+        # With a key, the whole answer is kept, so that a retry may ask for either form.
+        w.body = (
+            render.stored(migration, events)
+            if w.minimal and w.key is None
+            else render.recorded(migration, events, tracker.clock())
+        )
+        return keep(w.principal, w.key, w.fingerprint, w.body)
+
+    results: list[Any] = []
+    try:
+        results = todo and tracker.execute_each(
+            [w.command for _, w in todo], decided, [w.expected for _, w in todo]
+        )
+    except Exception as failure:  # the store's: nothing of these was stored
+        results = [failure] * len(todo)
+    for (index, w), result in zip(todo, results, strict=True):
+        outcomes[index] = _outcome(tracker, w, result)
+    return cast("list[Answer | Exception]", outcomes)
+
+
+def _outcome(tracker: Tracker, w: Write, result: Any) -> Answer | Exception:
+    if isinstance(result, list):  # its events, stored
+        return Answer(201, w.body)
+    if isinstance(result, DomainError):
+        # A concurrent retry with the same key may have stored first (its record collided
+        # with ours): then answer as it was answered.
+        try:
+            first = replay(tracker, w.principal, w.key, w.fingerprint)
+        except ApiError as reused:
+            return reused
+        return result if first is None else first
+    return cast(Exception, result)  # the store's failure

@@ -14,24 +14,19 @@ items; or with a read-only key (403), or none (401).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
-from api import render
 from api.deps import CorrelationId, CurrentPrincipal, Principal, TrackerDep
 from api.errors import ApiError, errors_for, jsonable, status_of
-from api.idempotent import Answer, keep, replay
+from api.idempotent import Answer, Write, once_each
 from api.routes.migrations import event_request_hash
 from api.schemas import BatchIn, BatchItem, BatchResults, read_items
-from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
 from domain.errors import DomainError
-from domain.migration import Migration
 
 router = APIRouter(prefix="/v1", tags=["migrations"])
 
@@ -55,79 +50,34 @@ def record_batch(
     item: 201 with its stored events, or its refusal in the error shape. Not atomic."""
     items = read_items(body)  # before anything else, as FastAPI reads a body
     principal.ensure_writer()
-    results: dict[int, dict[str, Any]] = {}
-    todo: list[_Todo] = []
-    for index, item in enumerate(items):
-        todo_item = _Todo.of(index, item, principal, correlation_id)
-        try:
-            first = replay(tracker, principal, item.idempotency_key, todo_item.fingerprint)
-        except ApiError as refusal:  # idempotency_key_reused
-            results[index] = _refused(index, refusal)
-            continue
-        if first is not None:
-            results[index] = _stored(index, first)
-        else:
-            todo.append(todo_item)
-
-    bodies: dict[int, dict[str, Any]] = {}
-
-    def decided(position: int, migration: Migration, events: list[Migration.Event]) -> list[Any]:
-        it = todo[position]
-        key = it.item.idempotency_key
-        # With a key, the single post's whole answer is kept, so that any route may replay it.
-        body = (
-            render.stored(migration, events)
-            if key is None
-            else render.recorded(migration, events, tracker.clock())
-        )
-        bodies[it.index] = body
-        return keep(principal, key, it.fingerprint, body)
-
-    outcomes = tracker.execute_each([it.command for it in todo], decided)
-    for it, outcome in zip(todo, outcomes, strict=True):
-        if not isinstance(outcome, DomainError):
-            results[it.index] = _stored(it.index, Answer(201, bodies[it.index]))
-            continue
-        results[it.index] = _after_refusal(tracker, principal, it, outcome)
+    writes = [_write(item, principal, correlation_id) for item in items]
+    results = [_result(index, answer) for index, answer in enumerate(once_each(tracker, writes))]
     # 200 whatever the items' outcomes: the request was understood and every item answered
     # in `items` (207 Multi-Status is WebDAV's, with an XML body of its own).
-    return JSONResponse({"items": [results[index] for index in range(len(items))]})
+    return JSONResponse({"items": results})
 
 
-@dataclass(frozen=True)
-class _Todo:
-    """An item to record: its command and the fingerprint its idempotency key is kept for."""
-
-    index: int
-    item: BatchItem
-    command: tuple[UUID, Context, Command]
-    fingerprint: str  # "" without an idempotency key (nothing to compare it with)
-
-    @classmethod
-    def of(cls, index: int, item: BatchItem, principal: Principal, correlation_id: str) -> _Todo:
-        event = item.event
-        ctx = Context(
-            principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
-        )
-        command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
-        fingerprint = (
-            ""
-            if item.idempotency_key is None
-            else event_request_hash(item.migration_id, event.model_dump(mode="json"))
-        )
-        return cls(index, item, (item.migration_id, ctx, command), fingerprint)
+def _write(item: BatchItem, principal: Principal, correlation_id: str) -> Write:
+    """An item as the single post of its event (without Prefer: the answer holds no state
+    unless its key keeps the whole answer)."""
+    event = item.event
+    ctx = Context(
+        principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
+    )
+    command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+    key = item.idempotency_key
+    fingerprint = (
+        "" if key is None else event_request_hash(item.migration_id, event.model_dump(mode="json"))
+    )
+    return Write(principal, (item.migration_id, ctx, command), None, key, fingerprint, True)
 
 
-def _after_refusal(
-    tracker: Tracker, principal: Principal, it: _Todo, refusal: DomainError
-) -> dict[str, Any]:
-    """A refused item's result; unless a concurrent retry with its key stored first (its
-    record collided with ours): then the answer that retry got."""
-    try:
-        first = replay(tracker, principal, it.item.idempotency_key, it.fingerprint)
-    except ApiError as reused:
-        return _refused(it.index, reused)
-    return _refused(it.index, refusal) if first is None else _stored(it.index, first)
+def _result(index: int, answer: Answer | Exception) -> dict[str, Any]:
+    if isinstance(answer, Answer):
+        return _stored(index, answer)
+    if isinstance(answer, ApiError | DomainError):
+        return _refused(index, answer)
+    raise answer  # the store's failure (503): none of the items was stored
 
 
 def _stored(index: int, answer: Answer) -> dict[str, Any]:
