@@ -46,7 +46,8 @@ def create_app(
                 tracker.close()
                 raise
         tracker.on_saved.append(metrics.on_saved)
-        app.state.appender = Appender(tracker)
+        # One post per transaction when group commit is off (a cap of 1 event).
+        app.state.appender = Appender(tracker, max_batch=settings.group_commit_max_events)
         tracker.on_saved.append(app.state.keys.on_saved)
         metrics.watch_commits(tracker.commits.stats)
         app.state.tracker = tracker

@@ -37,7 +37,7 @@ from domain.commands import Command
 from domain.context import Context
 
 log = logging.getLogger(__name__)
-MAX_BATCH = 100  # posts recorded in one transaction, at most
+MAX_BATCH = 100  # posts recorded in one transaction, at most (and at most the group commit cap)
 
 
 @dataclass
@@ -65,7 +65,7 @@ class _Queued:
 class Appender:
     def __init__(self, tracker: Tracker, max_batch: int = MAX_BATCH) -> None:
         self.tracker = tracker
-        self.max_batch = max_batch
+        self.max_batch = max(1, min(max_batch, MAX_BATCH))
         self._ready = threading.Condition()
         self._queue: list[_Queued] = []
         self._closed = False

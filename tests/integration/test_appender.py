@@ -207,3 +207,23 @@ def test_closing_records_what_is_queued_then_refuses_more(app, appender):
     assert [a.status for a in answers] == [201, 201]
     late = send(appender, [keys.post(ids[1])])
     assert isinstance(late[0], ApiError) and late[0].code == "shutting_down"
+
+
+def test_with_group_commit_off_each_post_has_a_transaction_of_its_own(app):
+    # Given the group commit cap at 1 (off), when 3 posts queue behind a first, then each is
+    # recorded in a transaction of its own.
+    appender = Appender(app, max_batch=1)
+    try:
+        keys, ids = Keys(app), opened(app, 4)
+        answers: list[Any] = []
+        before = app.commits.stats.transactions
+        with behind_a_busy_writer(app, appender, keys.post(ids[0]), 3):
+            sending = threading.Thread(
+                target=lambda: answers.extend(send(appender, [keys.post(m) for m in ids[1:]]))
+            )
+            sending.start()
+        sending.join(timeout=30)
+        assert [a.status for a in answers] == [201] * 3
+        assert app.commits.stats.transactions - before == 4
+    finally:
+        appender.close()
