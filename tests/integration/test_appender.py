@@ -74,12 +74,17 @@ class Keys:
 
 
 def send(appender: Appender, posts: list[Post]) -> list[Answer | BaseException]:
-    """Each post's answer or refusal, all posted at once."""
+    """Each post's answer or refusal, all posted at once (from an event loop of their own, in
+    a thread of its own: the suite's browser tests leave a loop running in the main thread)."""
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(appender.append(p) for p in posts), return_exceptions=True)
 
-    return asyncio.run(main())
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.extend(asyncio.run(main())))
+    thread.start()
+    thread.join(timeout=30)
+    return answers
 
 
 @contextmanager
