@@ -112,7 +112,10 @@ class Appender:
                 log.exception("appender batch failed")
                 outcomes = [failure] * len(batch)
             for queued, outcome in zip(batch, outcomes, strict=True):
-                queued.loop.call_soon_threadsafe(_settle, queued.future, outcome)
+                try:
+                    queued.loop.call_soon_threadsafe(_settle, queued.future, outcome)
+                except RuntimeError:  # its event loop is closed: nobody waits for the answer
+                    log.warning("a post was recorded after its event loop closed")
 
     def _record(self, posts: list[Post]) -> list[Answer | BaseException]:
         """Each post's answer or refusal, the batch recorded in one transaction."""

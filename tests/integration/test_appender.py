@@ -19,7 +19,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from api.appender import Appender, Post
+from api.appender import Appender, Post, _Queued
 from api.deps import Credentials, KeyCache
 from api.errors import ApiError
 from api.idempotent import Answer
@@ -232,3 +232,18 @@ def test_with_group_commit_off_each_post_has_a_transaction_of_its_own(app):
         assert app.commits.stats.transactions - before == 4
     finally:
         appender.close()
+
+
+def test_a_post_whose_event_loop_closed_does_not_stop_the_writer(app, appender):
+    # Given a post queued from an event loop that closed before its answer came (a client
+    # gone with its loop), when the writer records it, then it goes on to answer the next.
+    keys, ids = Keys(app), opened(app, 2)
+    loop = asyncio.new_event_loop()
+    orphan: asyncio.Future[Answer] = loop.create_future()
+    loop.close()
+    with appender._ready:
+        appender._queue.append(_Queued(keys.post(ids[0]), orphan, loop))
+        appender._ready.notify()
+    answers = send(appender, [keys.post(ids[1])])
+    assert [a.status for a in answers] == [201]
+    assert [app.get(m).version for m in ids] == [2, 2]
