@@ -32,8 +32,9 @@ from tests.integration.test_group_commit import opened
 
 @pytest.fixture
 def app(tracker: Tracker) -> Tracker:
-    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
-    tracker.register_partner("northwind", "Northwind", "europe")
+    """Two partners: posts of one may not touch the other's migrations."""
+    for partner_id, name in [("fabrikam", "Fabrikam CSP"), ("northwind", "Northwind")]:
+        tracker.register_partner(partner_id, name, "europe")
     return tracker
 
 
