@@ -48,8 +48,8 @@ def create_app(
         tracker.on_saved.append(metrics.on_saved)
         # One post per transaction when group commit is off (a cap of 1 event).
         app.state.appender = Appender(tracker, max_batch=settings.group_commit_max_events)
+        metrics.watch_commits(tracker.commits.stats, app.state.appender)
         tracker.on_saved.append(app.state.keys.on_saved)
-        metrics.watch_commits(tracker.commits.stats)
         app.state.tracker = tracker
         app.state.read_side = read_side
         try:

@@ -69,6 +69,8 @@ class Appender:
         self._ready = threading.Condition()
         self._queue: list[_Queued] = []
         self._closed = False
+        self.batches = 0  # batches the writer thread took, and the posts in them (/metrics)
+        self.posts = 0
         self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
         self._thread.start()
 
@@ -106,6 +108,8 @@ class Appender:
                     return  # closed, and nothing left
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
+                self.batches += 1
+                self.posts += len(batch)
             try:
                 outcomes = self._record([q.post for q in batch])
             except BaseException as failure:  # a bug: tell every request, and go on

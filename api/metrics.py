@@ -9,7 +9,7 @@ from typing import Any
 
 from eventsourcing.persistence import Recording
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,12 +54,13 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_commits(self, stats: Stats) -> None:
-        """Report the group committer's figures (domain/group_commit.py) at each scrape (of
-        the tracker started last: an app's lifespan may run more than once)."""
+    def watch_commits(self, stats: Stats, appender: Any = None) -> None:
+        """Report the group committer's figures (domain/group_commit.py), and the appender's
+        (api/appender.py), at each scrape (of the tracker started last: an app's lifespan may
+        run more than once)."""
         if self._commits is not None:
             self.registry.unregister(self._commits)
-        self._commits = _CommitCollector(stats)
+        self._commits = _CommitCollector(stats, appender)
         self.registry.register(self._commits)
 
     def on_saved(self, recordings: list[Recording]) -> None:
@@ -79,8 +80,9 @@ class Metrics:
 
 
 class _CommitCollector(Collector):
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, appender: Any) -> None:
         self.stats = stats
+        self.appender = appender
 
     def collect(self) -> Iterator[Metric]:
         figures = [
@@ -90,6 +92,17 @@ class _CommitCollector(Collector):
         ]
         for name, text, attribute in figures:
             yield CounterMetricFamily(name, text, value=getattr(self.stats, attribute))
+        if self.appender is None:
+            return
+        yield CounterMetricFamily(
+            "csp_appender_batches", "Batches of single posts recorded", value=self.appender.batches
+        )
+        yield CounterMetricFamily(
+            "csp_appender_posts", "Single posts taken in those batches", value=self.appender.posts
+        )
+        yield GaugeMetricFamily(
+            "csp_appender_queued", "Single posts waiting for the writer", value=self.appender.queued
+        )
 
 
 class RequestMiddleware:

@@ -190,6 +190,14 @@ class TestHealth:
         assert 'route="/v1/migrations/{migration_id}/events",status="201"' in text
         assert "csp_http_request_duration_seconds_bucket" in text
         assert 'csp_projection_lag_events{view="audit"}' in text
+        figures = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("csp_appender_")
+        }
+        # The stock's single posts went through the appender, none is waiting.
+        assert figures["csp_appender_posts_total"] >= figures["csp_appender_batches_total"] > 0
+        assert figures["csp_appender_queued"] == 0
 
     def test_unknown_route_is_404_in_the_error_shape(self, stocked):
         response = stocked.client.get("/v2/nothing")
