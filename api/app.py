@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from api import errors, web
 from api.appender import Appender
@@ -46,8 +47,8 @@ def create_app(
                 tracker.close()
                 raise
         tracker.on_saved.append(metrics.on_saved)
-        # One post per transaction when group commit is off (a cap of 1 event).
-        app.state.appender = Appender(tracker, max_batch=settings.group_commit_max_events)
+        # One post per transaction when group commit is off (the tracker's cap of 1 event).
+        app.state.appender = Appender(tracker, max_batch=tracker.commits.max_events)
         metrics.watch_commits(tracker.commits.stats, app.state.appender)
         tracker.on_saved.append(app.state.keys.on_saved)
         app.state.tracker = tracker
@@ -59,7 +60,8 @@ def create_app(
                 read_side.start()  # active, or a standby if another process's projector is
             yield
         finally:
-            app.state.appender.close()  # records what is queued
+            # Records what is queued (off the event loop: it waits for the writer thread).
+            await run_in_threadpool(app.state.appender.close)
             read_side.close()  # stops the projector if running, closes the views' pool
             tracker.close()
 

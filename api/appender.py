@@ -15,7 +15,8 @@ role (403), `If-Match` (the version as the items before it on its migration left
 `Idempotency-Key` (a replay, or 422 `idempotency_key_reused`), then the domain. A refused item
 is that request's refusal alone; the others go on. Should the combined save collide with
 another writer, `execute_each` records the items one by one instead. A store failure (503) is
-the answer of every item of that batch: none of them was stored.
+the answer of every post of the batch not stored before it (`once_each`), and the store down
+while the posts are checked is every post's answer at once, not paid post by post.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from api.deps import Credentials, Principal
-from api.errors import ApiError
+from api.errors import STORE_ERRORS, ApiError
 from api.idempotent import Answer, Write, once_each
 from api.schemas import read_events
 from domain.application import Tracker
@@ -97,6 +98,8 @@ class Appender:
             self._closed = True
             self._ready.notify()
         self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            log.warning("the appender's writer thread did not finish within 30 s")
 
     # -- the writer thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -129,6 +132,8 @@ class Appender:
         for index, post in enumerate(posts):
             try:
                 checked.append((index, self._check(post, principals)))
+            except STORE_ERRORS as failure:  # the store is down: every post's answer, at once
+                return [failure] * len(posts)
             except Exception as refusal:  # this post's alone: 401, 403, 422, ...
                 outcomes[index] = refusal
         try:

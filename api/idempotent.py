@@ -128,6 +128,16 @@ def once_each(tracker: Tracker, writes: Sequence[Write]) -> list[Answer | Except
     answer is replayed; the others are recorded in ONE transaction (`Tracker.execute_each`:
     a refused one is its own outcome, the others go on), each idempotency record with its
     events. A store failure is the outcome of every write not replayed: none was stored."""
+    # Two tries of one key in one transaction would collide there (and send every write one by
+    # one): the writes from the second on are recorded after the first ones, in order.
+    keys: set[tuple[str, str]] = set()
+    for cut, write in enumerate(writes):
+        if write.key is None:
+            continue
+        named = (write.principal.key_id, write.key)
+        if named in keys:
+            return once_each(tracker, writes[:cut]) + once_each(tracker, writes[cut:])
+        keys.add(named)
     outcomes: list[Answer | Exception | None] = [None] * len(writes)
     todo: list[tuple[int, Write]] = []
     for index, write in enumerate(writes):
@@ -159,7 +169,10 @@ def once_each(tracker: Tracker, writes: Sequence[Write]) -> list[Answer | Except
     except Exception as failure:  # the store's: nothing of these was stored
         results = [failure] * len(todo)
     for (index, w), result in zip(todo, results, strict=True):
-        outcomes[index] = _outcome(tracker, w, result)
+        try:
+            outcomes[index] = _outcome(tracker, w, result)
+        except Exception as failure:  # the store's, after the commit: this write's alone
+            outcomes[index] = failure
     return cast("list[Answer | Exception]", outcomes)
 
 

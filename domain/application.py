@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     MapperDeserialisationError,
+    PersistenceError,
     Recording,
     Transcoding,
 )
@@ -54,6 +55,9 @@ class DateAsISO(Transcoding):
 # Called as an item of `Tracker.execute_each` is decided: (its index, the migration after it, its
 # events) -> aggregates to save with it.
 Decided = Callable[[int, Migration, list[Migration.Event]], Sequence[Any]]
+# What became of an item of `Tracker.execute_each`: its events stored, its refusal, or the
+# store's failure (then it was not stored).
+Outcome = list[Migration.Event] | DomainError | PersistenceError
 
 # Set only inside `Tracker.attaching(...)`: extra aggregates to save with the next command.
 _attach: ContextVar[Callable[[Migration], Sequence[Any]] | None] = ContextVar(
@@ -258,17 +262,18 @@ class Tracker(Application[UUID]):
         items: Sequence[tuple[UUID, Context, Command]],
         decided: Decided | None = None,
         expected: Sequence[int | None] | None = None,
-    ) -> list[list[Migration.Event] | DomainError]:
+    ) -> list[Outcome]:
         """Each item, a command for a migration, as `execute` alone would record it, in order:
         an item sees what the ones before it recorded on its migration, and a refused one
         records nothing (its refusal is its outcome; the others go on). What they record is
         saved in ONE transaction. `decided(index, migration, events)` is called as an item is
         decided, with the migration as it stands after it, and returns aggregates to save with
         it (its idempotency record). Should another writer collide with that save, the items
-        are executed one by one instead, each with `execute`, in order. `expected[i]`, when
-        given and not None, is the version item i's caller expects its migration at, as the
-        items before it left it (`execute`'s `expected_version`): at another, the item is
-        refused with a VersionConflict."""
+        are executed one by one instead, each with `execute`, in order (a store failure there is
+        the outcome of that item and the ones after it; those before it were stored).
+        `expected[i]`, when given and not None, is the version item i's caller expects its
+        migration at, as the items before it left it (`execute`'s `expected_version`): at
+        another, the item is refused with a VersionConflict."""
         wanted = list(expected) if expected is not None else [None] * len(items)
         with self._writing.holding(item[0] for item in items):
             outcomes, aggregates, first = self._decide_each(items, decided, wanted)
@@ -280,23 +285,28 @@ class Tracker(Application[UUID]):
             except IntegrityError:
                 if self._landed(first):
                     return outcomes
-        return [
-            self._execute_alone(index, item, decided, wanted[index])
-            for index, item in enumerate(items)
-        ]
+        # Each item alone: those stored before a store failure keep their outcome.
+        alone: list[Outcome] = []
+        for index, item in enumerate(items):
+            try:
+                alone.append(self._execute_alone(index, item, decided, wanted[index]))
+            except PersistenceError as failure:  # the store's: this item and the rest not stored
+                alone.extend([failure] * (len(items) - index))
+                break
+        return alone
 
     def _decide_each(
         self,
         items: Sequence[tuple[UUID, Context, Command]],
         decided: Decided | None,
         wanted: Sequence[int | None],
-    ) -> tuple[list[list[Migration.Event] | DomainError], list[Any], list[Migration.Event]]:
+    ) -> tuple[list[Outcome], list[Any], list[Migration.Event]]:
         """The items' outcomes, the aggregates to save, and the pending events of one migration
         (to tell whether that save landed after all)."""
         migrations: dict[UUID, Migration] = {}
         claims: dict[UUID, TenantClaim] = {}
         kept: list[Any] = []
-        outcomes: list[list[Migration.Event] | DomainError] = []
+        outcomes: list[Outcome] = []
         for index, (migration_id, ctx, command) in enumerate(items):
             try:
                 loaded = migrations.get(migration_id)

@@ -4,12 +4,13 @@ Not atomic (a bulk API): each item is decided as the single post of its event (P
 /v1/migrations/{id}/events) would be, in the order of the request, so items on one migration
 see the ones before them; a refused item is its own result, with the status the single post
 would have answered, and the other items go on. What the items record is stored in one
-transaction (Tracker.execute_each), so a 503 means all of it or none of it landed (were that
-save to collide with another writer, the items run one by one instead). The request as a whole
-is refused (nothing stored) only before any item runs, when it breaks the schema: an item
-malformed (422 `validation_error`, its `loc` naming the item's index; or, for a check the wire
-answers with the domain's code such as `invalid_replaces`, `details.index`), more than 100
-items; or with a read-only key (403), or none (401).
+transaction (Tracker.execute_each), so a 503 means none of it landed (were that save to collide
+with another writer, the items run one by one instead; should the store then fail, the items
+stored before it keep their results, and the others are each a 503 `store_unavailable` result).
+The request as a whole is refused (nothing stored) only before any item runs, when it breaks
+the schema: an item malformed (422 `validation_error`, its `loc` naming the item's index; or,
+for a check the wire answers with the domain's code such as `invalid_replaces`,
+`details.index`), more than 100 items; or with a read-only key (403), or none (401).
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def record_batch(
     items = read_items(body)  # before anything else, as FastAPI reads a body
     principal.ensure_writer()
     writes = [_write(item, principal, correlation_id) for item in items]
-    results = [_result(index, answer) for index, answer in enumerate(once_each(tracker, writes))]
+    answers = once_each(tracker, writes)
+    failed = [a for a in answers if not isinstance(a, Answer | ApiError | DomainError)]
+    if failed and not any(isinstance(a, Answer) and not a.replayed for a in answers):
+        raise failed[0]  # the store's failure (503): none of the items was stored
+    results = [_result(index, answer) for index, answer in enumerate(answers)]
     # 200 whatever the items' outcomes: the request was understood and every item answered
     # in `items` (207 Multi-Status is WebDAV's, with an XML body of its own).
     return JSONResponse({"items": results})
@@ -77,7 +82,12 @@ def _result(index: int, answer: Answer | Exception) -> dict[str, Any]:
         return _stored(index, answer)
     if isinstance(answer, ApiError | DomainError):
         return _refused(index, answer)
-    raise answer  # the store's failure (503): none of the items was stored
+    # The store failed after items before this one were stored, each alone (the combined
+    # transaction had collided): this one was not stored.
+    return _refused(
+        index,
+        ApiError(503, "store_unavailable", "the event store is unreachable; not stored"),
+    )
 
 
 def _stored(index: int, answer: Answer) -> dict[str, Any]:

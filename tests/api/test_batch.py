@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError, OperationalError
+
 from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED, SEED
 
 GUID = "6f1c2f4e-54a1-4d5c-9a53-0f3a9d2c7b11"
@@ -514,3 +516,47 @@ class TestItemsThatDependOnEachOther:
         api.settle()
         api.client.app.state.read_side.issue_head(force=True)
         assert api.get("auditor", "/v1/audit/verify").json()["ok"] is True
+
+
+class TestWhenTheStoreFailsMidway:
+    def test_items_stored_before_the_failure_keep_their_results(self, api, monkeypatch):
+        # Given a batch whose combined save collides (another writer), so that its items are
+        # then recorded one by one: when the store fails at the second, then the first keeps
+        # its 201 and the others are each a 503 result, not stored.
+        one = api.new_migration()["id"]
+        two = api.new_migration(tenant_id="fabrikam-two.com")["id"]
+        real_save, real_execute, saves, calls = api.tracker.save, api.tracker.execute, [], []
+
+        def colliding(*args, **kwargs):
+            saves.append(1)
+            if len(saves) == 1:  # the combined save
+                raise IntegrityError("another writer saved first")
+            return real_save(*args, **kwargs)
+
+        def flaky(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise OperationalError("the store went away")
+            return real_execute(*args, **kwargs)
+
+        monkeypatch.setattr(api.tracker, "save", colliding)
+        monkeypatch.setattr(api.tracker, "execute", flaky)
+        items = [{"migration_id": m, "event": note("plain")} for m in (one, two, two)]
+        response = across(api, items)
+        assert response.status_code == 200
+        results = response.json()["items"]
+        assert [r["status"] for r in results] == [201, 503, 503]
+        assert results[1]["error"] == "store_unavailable"
+        assert stored(api, one) == ["relationship_requested", "note_added"]
+        assert stored(api, two) == ["relationship_requested"]
+
+    def test_a_store_failure_before_anything_is_stored_is_a_503(self, api, monkeypatch):
+        one = api.new_migration()["id"]
+
+        def down(*args, **kwargs):
+            raise OperationalError("the store went away")
+
+        monkeypatch.setattr(api.tracker, "execute_each", down)
+        response = across(api, [{"migration_id": one, "event": note("plain")}])
+        assert response.status_code == 503
+        assert response.json()["error"] == "store_unavailable"

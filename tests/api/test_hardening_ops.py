@@ -178,6 +178,33 @@ class TestRevocation:
         assert response.status_code == 401
         assert api.get("admin_b", "/v1/migrations").status_code == 200
 
+    def test_a_revocation_committed_between_an_own_commit_and_its_report(self, api, store_env):
+        # Given another process revoking a key just after this process's commit and before
+        # the KeyCache hears of that commit, then the key is refused at its next request.
+        migration_id = api.new_migration()["id"]
+        assert api.get("admin_a", "/v1/migrations").status_code == 200
+        fired: list[int] = []
+
+        def revoke_elsewhere(recordings):
+            if fired:
+                return
+            fired.append(1)
+            other = Tracker(env=store_env)
+            try:
+                revoke_key(other, "admin-a")
+            finally:
+                other.close()
+
+        # Runs after the own commit, before the KeyCache hears of it.
+        api.tracker.on_saved.insert(0, revoke_elsewhere)
+        r = api.event(migration_id, {"type": "note_added", "text": "x"}, who="sales_a")
+        assert r.status_code == 201 and fired
+        api.tracker.on_saved.remove(revoke_elsewhere)
+        r = api.event(migration_id, {"type": "note_added", "text": "y"}, who="sales_a")
+        assert r.status_code == 201
+        assert api.get("admin_a", "/v1/migrations").status_code == 401
+        assert api.event(migration_id, {"type": "note_added", "text": "z"}).status_code == 401
+
     def test_the_cache_holds_while_only_other_events_are_written(self, api, monkeypatch):
         loads: list[str] = []
         real = deps.authenticate

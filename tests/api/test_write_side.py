@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import threading
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from tests.api.conftest import ACCEPTED, CANCELLED, ORIGINAL, PROVISIONED, SEED
@@ -367,3 +371,59 @@ class TestAfterARestart:
             assert again.status_code == 201
             assert again.json() == first.json()
             assert len(app.state.tracker.history(UUID(migration_id))) == 2
+
+
+def test_concurrent_single_posts_are_each_answered_as_alone(api):
+    # Many concurrent single posts (the appender batches them), retries of one Idempotency-Key
+    # racing each other, If-Match preconditions: the outcomes are those of some
+    # one-after-another order.
+    mids = [api.new_migration(tenant_id=f"t{i}.onmicrosoft.com")["id"] for i in range(3)]
+    rng = random.Random(5)
+    plans: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+    for n in range(120):
+        mid = rng.choice(mids)
+        k = rng.randrange(30)
+        headers = {"Idempotency-Key": f"key-{k}"} if rng.random() < 0.6 else {}
+        text = f"key-{k}" if headers else f"plain-{n}"
+        if headers and rng.random() < 0.1:
+            text += "-other"  # the key reused with another request
+        if rng.random() < 0.2:
+            headers["If-Match"] = str(rng.randrange(1, 8))
+        plans.append((mid, {"type": "note_added", "text": text}, headers))
+    results: list[Any] = [None] * len(plans)
+
+    def worker(offset: int) -> None:
+        for i in range(offset, len(plans), 8):
+            mid, body, headers = plans[i]
+            r = api.event(mid, body, **headers)
+            results[i] = (r.status_code, r.json(), r.headers.get("idempotent-replayed"))
+
+    threads = [threading.Thread(target=worker, args=(o,)) for o in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(r is not None for r in results)
+    statuses = {r[0] for r in results}
+    assert statuses <= {201, 412, 422}, statuses
+    # Each key stored at most once, and every answer under a key is the first one's.
+    first_by_key: dict[str, Any] = {}
+    for (_, _, headers), (status, answer, _) in zip(plans, results, strict=True):
+        key = headers.get("Idempotency-Key")
+        if key is None or status != 201:
+            continue
+        first_by_key.setdefault(key, answer)
+        assert answer == first_by_key[key], key
+    stored_texts: dict[str, int] = defaultdict(int)
+    for mid in mids:
+        for e in api.tracker.history(UUID(mid)):
+            if type(e).__name__ == "NoteAdded":
+                stored_texts[e.text] += 1
+    for key in first_by_key:
+        assert stored_texts.get(key, 0) + stored_texts.get(key + "-other", 0) == 1, key
+    # Versions answered 201 (not replayed) are distinct per migration and all stored.
+    fresh = [r[1] for r in results if r[0] == 201 and r[2] is None]
+    seen = {(a["id"], a["version"]) for a in fresh}
+    assert len(seen) == len(fresh)
+    for mid in mids:
+        assert api.tracker.get(UUID(mid)).version == 1 + sum(1 for a in fresh if a["id"] == mid)

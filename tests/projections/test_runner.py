@@ -11,6 +11,7 @@ from bench.generate import generate
 from projections import ReadSide
 from projections.projector import StateCache
 from projections.runner import Runner
+from projections.schema import VIEWS
 from tests.factories import ADMIN, record
 from tests.projections.conftest import NOW, record_original, request
 
@@ -212,3 +213,25 @@ class TestFollowing:
         read_side.rebuild()
         assert read_side.view.dump(app.name) == after
         assert "Not what the events say" not in repr(after)
+
+    def test_cached_states_give_the_views_a_rebuild_gives(self, app, read_side):
+        generate(app, 600, batch=20)
+        runner = read_side.runner
+        _catch_up_in(read_side, 7, None)
+        without = read_side.view.dump(app.name)
+        read_side.rebuild()
+        rebuilt = read_side.view.dump(app.name)
+        with read_side.view.write() as c:
+            read_side.view.reset(c, app.name, sorted(VIEWS))
+        runner._position = None
+        cache = StateCache(size=5)  # tiny: evictions and hits both happen
+        _catch_up_in(read_side, 7, cache)
+        cached = read_side.view.dump(app.name)
+        assert without == rebuilt
+        assert cached == rebuilt
+
+
+def _catch_up_in(read_side, size, cache):
+    runner = read_side.runner
+    while runner.step(size=size, cache=cache):
+        pass
