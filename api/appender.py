@@ -34,8 +34,6 @@ from api.errors import STORE_ERRORS, ApiError
 from api.idempotent import Answer, Write, once_each
 from api.schemas import read_events
 from domain.application import Tracker
-from domain.commands import Command
-from domain.context import Context
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 100  # posts recorded in one transaction, at most (and at most the group commit cap)
@@ -159,10 +157,7 @@ class Appender:
         event = read_events(post.body)
         found.ensure_writer()
         expected = post.expected()
-        ctx = Context(
-            found.name, found.role, post.correlation_id, event.occurred_at, found.partner_id
-        )
-        command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+        ctx, command = found.step(post.correlation_id, event)
         key = post.idempotency_key
         fingerprint = "" if key is None else post.fingerprint(post.migration_id, event)
         return Write(

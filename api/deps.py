@@ -21,6 +21,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import ApiError
 from domain.access import AUDITOR, ApiKey, authenticate
 from domain.application import Tracker
+from domain.commands import Command
+from domain.context import Context
 from domain.migration import Migration
 
 _CACHE_SECONDS = 5.0
@@ -51,6 +53,12 @@ class Principal:
     def ensure_writer(self) -> None:
         if self.read_only:
             raise ApiError(403, "read_only", "this key may only read", role=self.role)
+
+    def step(self, correlation_id: str, event: Any) -> tuple[Context, Command]:
+        """An event as read from the wire (api.schemas), as this key records it: the context
+        (who, role, correlation id, the event's own business time) and the command."""
+        ctx = Context(self.name, self.role, correlation_id, event.occurred_at, self.partner_id)
+        return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
 
 
 class KeyCache:

@@ -127,7 +127,9 @@ def once_each(tracker: Tracker, writes: Sequence[Write]) -> list[Answer | Except
     """Each write once per (API key, key), as `once` would run it alone, in order: a kept
     answer is replayed; the others are recorded in ONE transaction (`Tracker.execute_each`:
     a refused one is its own outcome, the others go on), each idempotency record with its
-    events. A store failure is the outcome of every write not replayed: none was stored."""
+    events. A store failure is the outcome of each write it kept from being stored: every one
+    not replayed, unless that transaction collided and the writes were being recorded one by
+    one (then those stored before it keep their answers)."""
     # Two tries of one key in one transaction would collide there (and send every write one by
     # one): the writes from the second on are recorded after the first ones, in order.
     keys: set[tuple[str, str]] = set()

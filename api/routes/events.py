@@ -25,8 +25,6 @@ from api.errors import ApiError, errors_for, jsonable, status_of
 from api.idempotent import Answer, Write, once_each
 from api.routes.migrations import event_request_hash
 from api.schemas import BatchIn, BatchItem, BatchResults, read_items
-from domain.commands import Command
-from domain.context import Context
 from domain.errors import DomainError
 
 router = APIRouter(prefix="/v1", tags=["migrations"])
@@ -66,10 +64,7 @@ def _write(item: BatchItem, principal: Principal, correlation_id: str) -> Write:
     """An item as the single post of its event (without Prefer: the answer holds no state
     unless its key keeps the whole answer)."""
     event = item.event
-    ctx = Context(
-        principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
-    )
-    command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+    ctx, command = principal.step(correlation_id, event)
     key = item.idempotency_key
     fingerprint = (
         "" if key is None else event_request_hash(item.migration_id, event.model_dump(mode="json"))

@@ -275,13 +275,7 @@ def _record_array(
     expected = _expected_version(if_match)
 
     # The domain refuses another partner's migration as not found (before the If-Match check).
-    def step(event: Any) -> tuple[Context, Command]:
-        ctx = Context(
-            principal.name, principal.role, correlation_id, event.occurred_at, principal.partner_id
-        )
-        return ctx, Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
-
-    steps = [step(event) for event in events]
+    steps = [principal.step(correlation_id, event) for event in events]
 
     def run() -> DomainRecorded:
         return tracker.execute_many(migration_id, steps, expected_version=expected)

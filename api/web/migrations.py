@@ -23,8 +23,6 @@ from api.web.auth import Viewer, Writer
 from api.web.params import Filters
 from api.web.pipeline import scoped_partner
 from api.web.render import page
-from domain.commands import Command
-from domain.context import Context
 from domain.decider import EVENTS
 from domain.errors import DomainError, NotFound
 from domain.vocabulary import Risk, Stage
@@ -267,14 +265,7 @@ def record(
         raise NotFound("migration_not_found", f"no migration {migration_id}") from None
     expected = int(version) if version else None
     tracker = request.app.state.tracker
-    ctx = Context(
-        principal.name,
-        principal.role,
-        request.state.correlation_id,
-        event.occurred_at,
-        principal.partner_id,
-    )
-    command = Command(event.type, event.model_dump(exclude={"type", "occurred_at"}))
+    ctx, command = principal.step(request.state.correlation_id, event)
     try:
         tracker.execute(mid, ctx, command, expected_version=expected)
     except DomainError as exc:
