@@ -24,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 from uuid import UUID
 
 from api.deps import Credentials, Principal
 from api.errors import STORE_ERRORS, ApiError
-from api.idempotent import Answer, Write, once_each
-from api.schemas import read_events
+from api.idempotent import Answer, Write, event_request_hash, once_each
+from api.schemas import expected_version, read_events
 from domain.application import Tracker
 
 log = logging.getLogger(__name__)
@@ -47,11 +46,9 @@ class Post:
     migration_id: UUID
     body: Any  # the event as FastAPI validated it (api.schemas.EventsIn)
     correlation_id: str
-    expected: Callable[[], int | None]  # If-Match, read (its refusal raised) after the role
+    if_match: str | None  # read after the role, as a single post reads it
     idempotency_key: str | None
     minimal: bool  # Prefer: return=minimal
-    # The request's hash (for its Idempotency-Key) from its migration id and event.
-    fingerprint: Callable[[UUID, Any], str]
 
 
 @dataclass
@@ -116,11 +113,17 @@ class Appender:
             except BaseException as failure:  # a bug: tell every request, and go on
                 log.exception("appender batch failed")
                 outcomes = [failure] * len(batch)
+            # One call into each event loop per batch (each call wakes that loop up).
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
             for queued, outcome in zip(batch, outcomes, strict=True):
+                answers.setdefault(queued.loop, []).append((queued.future, outcome))
+            for loop, settled in answers.items():
                 try:
-                    queued.loop.call_soon_threadsafe(_settle, queued.future, outcome)
-                except RuntimeError:  # its event loop is closed: nobody waits for the answer
-                    log.warning("a post was recorded after its event loop closed")
+                    loop.call_soon_threadsafe(_settle, settled)
+                except RuntimeError:  # that event loop is closed: nobody waits for the answers
+                    log.warning(
+                        "%d posts were recorded after their event loop closed", len(settled)
+                    )
 
     def _record(self, posts: list[Post]) -> list[Answer | BaseException]:
         """Each post's answer or refusal, the batch recorded in one transaction."""
@@ -156,19 +159,21 @@ class Appender:
             raise found
         event = read_events(post.body)
         found.ensure_writer()
-        expected = post.expected()
+        expected = expected_version(post.if_match)
         ctx, command = found.step(post.correlation_id, event)
         key = post.idempotency_key
-        fingerprint = "" if key is None else post.fingerprint(post.migration_id, event)
+        wire = None if key is None else event.model_dump(mode="json")
+        fingerprint = "" if wire is None else event_request_hash(post.migration_id, wire)
         return Write(
             found, (post.migration_id, ctx, command), expected, key, fingerprint, post.minimal
         )
 
 
-def _settle(future: asyncio.Future[Answer], outcome: Answer | BaseException) -> None:
-    if future.done():  # the client went away (the request was cancelled)
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle(settled: list[tuple[asyncio.Future[Answer], Answer | BaseException]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the client went away (the request was cancelled)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -42,6 +42,12 @@ def request_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def event_request_hash(migration_id: UUID, wire: Any) -> str:
+    """The fingerprint of POST /v1/migrations/{id}/events with this body (as JSON values): an
+    item of POST /v1/events:batch is the same request as the single post of its event."""
+    return request_hash("POST events", str(migration_id), wire)
+
+
 def replay(
     tracker: Tracker, principal: Principal, key: str | None, fingerprint: str
 ) -> Answer | None:

@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from api.errors import ApiError
 from domain.errors import DomainError, InvalidInput
 
 # -- wire formats: each pattern below is exactly what the server accepts ---------------------
@@ -881,3 +882,26 @@ class DashboardSummary(BaseModel):
     )
     overall: SummaryCounts = Field(description="The sum over `partners`")
     partners: dict[str, SummaryCounts] = Field(description="By partner id")
+
+
+# `*`, or a version: bare (as the ETag is sent), quoted, or as a weak tag.
+IF_MATCH_PATTERN = r'^(\*|[0-9]{1,18}|"[0-9]{1,18}"|W/"[0-9]{1,18}")$'
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an If-Match header names (None: none, or `*`); 422 `invalid_if_match` for
+    another shape."""
+    if if_match is None:
+        return None
+    value = if_match.strip()
+    if not _IF_MATCH.fullmatch(value):
+        raise ApiError(
+            422,
+            "invalid_if_match",
+            'If-Match must be a version number (3, "3" or W/"3") or *',
+            value=value[:64],
+        )
+    if value == "*":
+        return None
+    return int(value.removeprefix("W/").strip('"'))

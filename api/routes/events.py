@@ -22,8 +22,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CorrelationId, CurrentPrincipal, Principal, TrackerDep
 from api.errors import ApiError, errors_for, jsonable, status_of
-from api.idempotent import Answer, Write, once_each
-from api.routes.migrations import event_request_hash
+from api.idempotent import Answer, Write, event_request_hash, once_each
 from api.schemas import BatchIn, BatchItem, BatchResults, read_items
 from domain.errors import DomainError
 

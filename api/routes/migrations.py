@@ -24,7 +24,7 @@ from api.deps import (
     own_migration,
 )
 from api.errors import ApiError, errors_for
-from api.idempotent import Answer, once, request_hash
+from api.idempotent import Answer, event_request_hash, once, request_hash
 from api.routes.audit import (
     DATE_RULE,
     PARTNER_RULE,
@@ -37,6 +37,7 @@ from api.routes.audit import (
 )
 from api.schemas import (
     HEADER_TEXT_PATTERN,
+    IF_MATCH_PATTERN,
     NO_NUL,
     AuditPage,
     EventsIn,
@@ -44,6 +45,7 @@ from api.schemas import (
     MigrationState,
     Recorded,
     RelationshipRequest,
+    expected_version,
     read_events,
 )
 from domain.application import Recorded as DomainRecorded
@@ -60,8 +62,6 @@ Order = Annotated[
     Literal["asc", "desc"], Query(description="By position: oldest first (asc) or newest first")
 ]
 
-# `*`, or a version: bare (as the ETag is sent), quoted, or as a weak tag.
-IF_MATCH_PATTERN = r'^(\*|[0-9]{1,18}|"[0-9]{1,18}"|W/"[0-9]{1,18}")$'
 IfMatch = Annotated[
     str | None,
     Header(
@@ -69,7 +69,7 @@ IfMatch = Annotated[
         '(`W/"3"`); `*` means any version. Stale: 412 `version_conflict`; another shape: '
         "422 `invalid_if_match`",
         max_length=64,
-        # Enforced by _expected_version (422 invalid_if_match), not by pydantic.
+        # Enforced by expected_version (422 invalid_if_match), not by pydantic.
         json_schema_extra={"pattern": IF_MATCH_PATTERN},
     ),
 ]
@@ -82,7 +82,6 @@ IdempotencyKey = Annotated[
         json_schema_extra={"pattern": HEADER_TEXT_PATTERN},
     ),
 ]
-_IF_MATCH = re.compile(IF_MATCH_PATTERN)
 Prefer = Annotated[
     str | None,
     Header(
@@ -95,22 +94,6 @@ Prefer = Annotated[
 # A Prefer header's pieces: quoted strings (commas and semicolons inside them do not count),
 # runs of other text, and the separators. Linear: each alternative starts with its own characters.
 _PREFER_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[^,;"]+|[,;]')
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    value = if_match.strip()
-    if not _IF_MATCH.fullmatch(value):
-        raise ApiError(
-            422,
-            "invalid_if_match",
-            'If-Match must be a version number (3, "3" or W/"3") or *',
-            value=value[:64],
-        )
-    if value == "*":
-        return None
-    return int(value.removeprefix("W/").strip('"'))
 
 
 def prefers_minimal(prefer: str | None) -> bool:
@@ -240,16 +223,7 @@ async def record_event(
             minimal,
         )
     else:  # one event: the appender's writer thread, with the other posts queued meanwhile
-        post = Post(
-            key,
-            migration_id,
-            body,
-            correlation_id,
-            lambda: _expected_version(if_match),
-            idempotency_key,
-            minimal,
-            lambda mid, event: event_request_hash(mid, event.model_dump(mode="json")),
-        )
+        post = Post(key, migration_id, body, correlation_id, if_match, idempotency_key, minimal)
         answer = await request.app.state.appender.append(post)
     response = respond(answer, minimal=minimal)
     response.headers["Location"] = f"/v1/migrations/{migration_id}"
@@ -272,7 +246,7 @@ def _record_array(
     principal = key.principal()
     events = read_events(body)
     principal.ensure_writer()
-    expected = _expected_version(if_match)
+    expected = expected_version(if_match)
 
     # The domain refuses another partner's migration as not found (before the If-Match check).
     steps = [principal.step(correlation_id, event) for event in events]
@@ -288,12 +262,6 @@ def _record_array(
 def _wire(events: list[Any]) -> Any:
     """The body as JSON values, as the fingerprint of a request reads it."""
     return [event.model_dump(mode="json") for event in events]
-
-
-def event_request_hash(migration_id: UUID, wire: Any) -> str:
-    """The fingerprint of POST /v1/migrations/{id}/events with this body (as JSON values): an
-    item of POST /v1/events:batch is the same request as the single post of its event."""
-    return request_hash("POST events", str(migration_id), wire)
 
 
 @router.get(

@@ -21,11 +21,11 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from api import appender as appender_module
 from api.appender import Appender, Post, _Queued
 from api.deps import Credentials, KeyCache
 from api.errors import ApiError
 from api.idempotent import Answer
-from api.routes.migrations import event_request_hash
 from domain import idempotency
 from domain.access import issue_key
 from domain.application import Tracker
@@ -70,10 +70,9 @@ class Keys:
             migration_id,
             {"type": "note_added", "text": text},
             "corr-1",
-            lambda: expected,
+            None if expected is None else str(expected),
             key,
             False,
-            lambda mid, event: event_request_hash(mid, event.model_dump(mode="json")),
         )
 
 
@@ -115,9 +114,18 @@ def _until(condition: Any) -> None:
         time.sleep(0.005)
 
 
-def test_posts_queued_meanwhile_are_recorded_in_one_transaction(app, appender):
+def test_posts_queued_meanwhile_are_recorded_in_one_transaction(app, appender, monkeypatch):
     # Given the writer busy with a first post, when 8 posts to 8 migrations queue meanwhile,
-    # then they are recorded in one transaction, each with its own answer.
+    # then they are recorded in one transaction, each with its own answer, handed back to
+    # their event loop in one call.
+    settled: list[int] = []
+    real_settle = appender_module._settle
+
+    def counting(answers: list[Any]) -> None:
+        settled.append(len(answers))
+        real_settle(answers)
+
+    monkeypatch.setattr(appender_module, "_settle", counting)
     keys, ids = Keys(app), opened(app, 9)
     others: list[Any] = []
     before = app.commits.stats.transactions
@@ -131,6 +139,7 @@ def test_posts_queued_meanwhile_are_recorded_in_one_transaction(app, appender):
     assert [a.body["id"] for a in others] == [str(m) for m in ids[1:]]
     assert all(a.body["version"] == a.body["state"]["version"] == 2 for a in others)
     assert app.commits.stats.transactions - before == 2  # the first post's, then the 8's
+    assert settled == [1, 8]
     assert all(app.get(m).version == 2 for m in ids)
 
 
