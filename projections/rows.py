@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -296,6 +297,41 @@ def search_needle(text: str) -> str:
     """The text `?q=` looks for: lowered, with `\\`, `%` and `_` removed (as always: they are
     ignored, not matched)."""
     return text.lower().replace("\\", "").replace("%", "").replace("_", "")
+
+
+_WORD = re.compile(r"\w+")
+
+
+def search_words(migration_id: str, customer_name: str, tenant_id: str) -> set[str]:
+    """The words of a search row (lowered as `search_row` stores them): the maximal runs of
+    word characters in its id, name and tenant. PostgreSQL indexes them (see needle_words)."""
+    return {w for text in (migration_id, customer_name, tenant_id) for w in _WORD.findall(text)}
+
+
+def needle_words(needle: str) -> list[tuple[str, str]]:
+    """What the words (`search_words`) of any text containing `needle` must include, as
+    (kind, run) for each maximal run of word characters in the needle: a run with a non-word
+    character on both sides in the needle is a whole word of the text ("exact"); one that only
+    has one after it ends a word ("suffix"); one that only has one before it begins a word
+    ("prefix"). A needle of a single run gives nothing (it may be inside any word). Whole words
+    first, then longer runs: the likeliest to be rare."""
+    found = []
+    for m in _WORD.finditer(needle):
+        before, after = m.start() > 0, m.end() < len(needle)
+        if before or after:
+            kind = "exact" if before and after else "suffix" if after else "prefix"
+            found.append((kind, m.group()))
+    return sorted(found, key=lambda kw: (kw[0] != "exact", -len(kw[1])))
+
+
+def prefix_range(prefix: str) -> tuple[str, str] | None:
+    """[low, high): the strings that begin with `prefix`, in code point order (PostgreSQL's
+    "C" collation compares UTF-8 bytes, which sort alike); None if the last character has no
+    encodable successor."""
+    nxt = ord(prefix[-1]) + 1
+    if nxt > 0x10FFFF or 0xD800 <= nxt <= 0xDFFF:
+        return None
+    return prefix, prefix[:-1] + chr(nxt)
 
 
 def load_state(text: str) -> MigrationState:

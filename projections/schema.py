@@ -189,6 +189,26 @@ def pg_trgm_index_statement(qualified: Callable[[str], str], extension_schema: s
     )
 
 
+# PostgreSQL: the words of each search row (rows.search_words), for texts whose trigrams are
+# in most rows ("customer 77 " in a store where every name is "Customer N Ltd"): a word the
+# text must contain whole, or begin or end with (rows.needle_words), is looked up in a B-tree
+# at a cost that does not grow with the table, where the GIN index intersects posting lists
+# that do. `drow` is the word reversed (a suffix is a prefix of it); "C" collation, so that a
+# prefix is a range of the index. Like the SQLite full-text index it is derived from the
+# search table alone (see PostgresViews.ensure_search_index).
+SEARCH_WORDS = "migration_search_words"
+SEARCH_WORDS_COLUMNS = ("word", "drow", "id")
+
+
+def pg_words_statements(qualified: Callable[[str], str]) -> list[str]:
+    table = qualified(SEARCH_WORDS)
+    return [
+        f'CREATE TABLE IF NOT EXISTS {table} (word TEXT COLLATE "C" NOT NULL, '
+        'drow TEXT COLLATE "C" NOT NULL, id TEXT NOT NULL, PRIMARY KEY (word, id))',
+        f"CREATE INDEX IF NOT EXISTS {TABLE_PREFIX}{SEARCH_WORDS}_drow ON {table} (drow)",
+    ]
+
+
 def index_statements(
     qualified: Callable[[str], str], tables: tuple[str, ...] = TABLES
 ) -> list[str]:

@@ -29,6 +29,8 @@ from projections.schema import (
     SCHEMA_VERSION,
     SEARCH_COLUMNS,
     SEARCH_TABLE,
+    SEARCH_WORDS,
+    SEARCH_WORDS_COLUMNS,
     SQLITE_FTS,
     SQLITE_TABLE_OPTIONS,
     TABLE_PREFIX,
@@ -39,6 +41,7 @@ from projections.schema import (
     drop_index_statements,
     index_statements,
     pg_trgm_index_statement,
+    pg_words_statements,
     sqlite_fts_statement,
 )
 
@@ -200,7 +203,7 @@ class ViewStore(TrackingRecorder):
             rows.search_row(r["id"], r["first"], r["customer_name"], r["tenant_id"]) for r in found
         ]
         if new:
-            self.insert_rows(c, SEARCH_TABLE, SEARCH_COLUMNS, new)
+            self.write_search(c, new, [])  # the rows and whatever indexes them
         log.info("views upgraded in place: %d migrations indexed for text search", len(new))
         return True
 
@@ -512,6 +515,8 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
         return f'"{self.datastore.schema}"."{self.tracking_table_name}"'
 
     def _empty(self, c: Any, table: str) -> None:
+        if table == SEARCH_TABLE and self._has_words(c):
+            c.execute(self.sql("TRUNCATE {migration_search_words}"))
         c.execute(self.sql(f"TRUNCATE {{{table}}}"))
 
     def insert_rows(
@@ -567,6 +572,89 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
     def ensure_search_index(self, c: Any) -> None:
         if self.trgm_schema is not None:
             c.execute(pg_trgm_index_statement(self._qualified, self.trgm_schema))
+        if self._has_words(c):
+            return
+        for statement in pg_words_statements(self._qualified):
+            c.execute(statement)
+        # Index what the table already holds (a store whose views predate the words).
+        c.execute(self.sql("SELECT id, customer_name, tenant_id FROM {migration_search}"))
+        self._add_words(c, [(r["id"], r["customer_name"], r["tenant_id"]) for r in c.fetchall()])
+
+    def _drop_search_index(self, c: Any) -> None:
+        c.execute(self.sql("DROP TABLE IF EXISTS {migration_search_words}"))
+
+    def _has_words(self, c: Any) -> bool:
+        c.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self._qualified(SEARCH_WORDS),))
+        return bool(c.fetchone()["found"])
+
+    def _add_words(self, c: Any, texts: list[tuple[str, str, str]]) -> None:
+        """The words rows of search rows given as (id, customer_name, tenant_id), lowered."""
+        words = [
+            (w, w[::-1], mid) for mid, name, tenant in texts
+            for w in sorted(rows.search_words(mid, name, tenant))
+        ]  # fmt: skip
+        if words:
+            self.insert_rows(c, SEARCH_WORDS, SEARCH_WORDS_COLUMNS, words)
+
+    def write_search(
+        self, c: Any, new: list[tuple[Any, ...]], changed: list[tuple[str, str, str]]
+    ) -> None:
+        if changed:  # forget the old words of a renamed migration
+            c.execute(
+                self.sql(
+                    "SELECT id, customer_name, tenant_id FROM {migration_search} WHERE id = ANY(?)"
+                ),
+                ([mid for mid, _, _ in changed],),
+            )
+            c.executemany(
+                self.sql("DELETE FROM {migration_search_words} WHERE word = ? AND id = ?"),
+                [
+                    (w, r["id"]) for r in c.fetchall()
+                    for w in rows.search_words(r["id"], r["customer_name"], r["tenant_id"])
+                ],
+            )  # fmt: skip
+        super().write_search(c, new, changed)
+        self._add_words(c, [(mid, name, tenant) for mid, _, name, tenant in new] + changed)
+
+    # A text search with words looks up at most PROBE x limit rows by one of them before it
+    # falls back to the trigram index (see text_condition).
+    PROBE = 20
+
+    def text_condition(self, c: Any, needle: str, limit: int) -> tuple[str, list[Any]]:
+        """When the needle holds a word that a matching text must contain whole, begin or end
+        with (rows.needle_words), and some such word is in at most PROBE x limit search rows,
+        those rows are the candidates: checked against the needle here, by the same "contains"
+        as LIKE, and the page is looked up by id. The cost then depends on how many rows share
+        the word, not on the size of the table (GIN's trigram lists grow with it). Otherwise
+        (one word, or only common ones) the planner decides, as before."""
+        cap = self.PROBE * limit
+        for kind, word in rows.needle_words(needle):
+            if kind == "exact":
+                where, params = "w.word = ?", [word]
+            else:
+                column, key = ("word", word) if kind == "prefix" else ("drow", word[::-1])
+                bounds = rows.prefix_range(key)
+                if bounds is None:
+                    continue
+                where, params = f"w.{column} >= ? AND w.{column} < ?", list(bounds)
+            c.execute(
+                self.sql(
+                    "SELECT s.id, s.customer_name, s.tenant_id FROM {migration_search_words} w "
+                    f"JOIN {{migration_search}} s ON s.id = w.id WHERE {where} LIMIT ?"
+                ),
+                [*params, cap + 1],
+            )
+            found = c.fetchall()
+            if len(found) <= cap:
+                ids = sorted(
+                    {
+                        r["id"] for r in found
+                        if needle in r["id"] or needle in r["customer_name"]
+                        or needle in r["tenant_id"]
+                    }
+                )  # fmt: skip
+                return "id = ANY(?)", [ids]
+        return super().text_condition(c, needle, limit)
 
     def create_indexes(self) -> None:
         super().create_indexes()

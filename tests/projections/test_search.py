@@ -196,7 +196,9 @@ class TestGivenAGeneratedSample:
         for text in texts:
             assert search(read_side, text) == reference(sample, text), text
 
-    @pytest.mark.parametrize("text", ["ltd", "a", "ålborg", "nord", "zzz", "t1"])
+    @pytest.mark.parametrize(
+        "text", ["ltd", "a", "ålborg", "nord", "zzz", "t1", "t1-", ".example.com", "-ab.ex"]
+    )
     @pytest.mark.parametrize("limit", [1, 2, 7])
     def test_small_pages_visit_every_match_once_in_id_order(self, read_side, sample, text, limit):
         # Small limits make SQLite's probe overflow (more than PROBE x limit candidates), so
@@ -218,6 +220,20 @@ def _explain(read_side: ReadSide, sql: str, params: list) -> str:
         return "\n".join(str(list(dict(r).values())[-1]) for r in c.fetchall())
 
 
+class _Recording:
+    """A cursor that notes the statements it runs."""
+
+    def __init__(self, cursor, calls: list) -> None:
+        self._cursor, self._calls = cursor, calls
+
+    def execute(self, sql, params=()):
+        self._calls.append((sql, params))
+        return self._cursor.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
 class TestTheIndexIsUsed:
     def test_a_text_of_three_or_more_characters_is_answered_from_the_trigram_index(
         self, read_side, awkward
@@ -233,6 +249,36 @@ class TestTheIndexIsUsed:
         else:
             plan = _explain(read_side, f"SELECT id FROM {{migrations}} WHERE {condition}", params)
             assert "Bitmap Index Scan on view_migration_search_trgm" in plan, plan
+
+    @pytest.mark.parametrize(
+        ("needle", "index"),
+        [
+            ("o ltd", "view_migration_search_words_pkey"),  # begins a word: a range of it
+            ("contoso.", "view_migration_search_words_drow"),  # ends one: a range reversed
+            (" contoso ", "view_migration_search_words_pkey"),  # a whole word
+        ],
+    )
+    def test_a_text_with_a_rare_word_is_answered_from_the_words_on_postgres(
+        self, read_side, awkward, needle, index
+    ):
+        view = read_side.view
+        if not isinstance(view, PostgresViews):
+            pytest.skip("SQLite's full-text index has no such case")
+        calls = []
+        with view.read() as c:
+            condition, params = view.text_condition(_Recording(c, calls), needle, 100)
+        assert condition == "id = ANY(?)"
+        assert params == [[awkward["plain"]] if needle != " contoso " else []]
+        [(probe, probe_params)] = calls
+        assert index in _explain(read_side, probe.replace("%s", "?"), probe_params)
+
+    def test_only_common_words_leave_it_to_the_trigram_index_on_postgres(self, read_side, awkward):
+        view = read_side.view
+        if not isinstance(view, PostgresViews):
+            pytest.skip("PostgreSQL")
+        with view.read() as c:  # a cap of 0 rows: every word is too common
+            condition, _ = view.text_condition(c, ".onmicrosoft.com", limit=0)
+        assert "LIKE" in condition
 
     def test_a_shorter_text_scans_the_search_table_on_sqlite(self, read_side, awkward):
         view = read_side.view
@@ -285,8 +331,19 @@ class TestTheIndexStaysInStep:
 
 
 def assert_index_matches_table(read_side: ReadSide) -> None:
-    """SQLite: FTS5's own check of the index against its content table."""
+    """SQLite: FTS5's own check of the index against its content table. PostgreSQL: the
+    words table holds exactly the words of the search table."""
     view = read_side.view
+    if isinstance(view, PostgresViews):
+        table = view.fetch("SELECT id, customer_name, tenant_id FROM {migration_search}")
+        expected = sorted(
+            (w, w[::-1], r["id"])
+            for r in table
+            for w in rows.search_words(r["id"], r["customer_name"], r["tenant_id"])
+        )
+        found = view.fetch("SELECT word, drow, id FROM {migration_search_words}")
+        assert sorted(tuple(r.values()) for r in found) == expected
+        assert expected or not table
     if isinstance(view, SQLiteViews) and trigram_available():
         with view.write() as c:
             c.execute(
@@ -323,6 +380,21 @@ class TestGivenViewsOfTheLayoutBeforeSearch:
             assert_index_matches_table(upgraded)
         finally:
             upgraded.close()
+
+    def test_postgres_views_from_before_the_words_get_them_at_start(
+        self, app, read_side, sample, store_env
+    ):
+        if not isinstance(read_side.view, PostgresViews):
+            pytest.skip("PostgreSQL's words table")
+        with read_side.view.write() as c:
+            c.execute(read_side.view.sql("DROP TABLE {migration_search_words}"))
+        read_side.close()
+        again = ReadSide(app, store_env)
+        try:
+            assert_index_matches_table(again)
+            assert search(again, "-ab.ex") == reference(sample, "-ab.ex")
+        finally:
+            again.close()
 
     def test_an_older_layout_is_rebuilt_from_the_events(self, app, read_side, sample, store_env):
         before = read_side.view.dump(app.name)
@@ -371,6 +443,51 @@ class TestWithoutATrigramIndex:
             assert search(side, "ÅLBORG") == [mid]
         finally:
             side.close()
+
+
+class TestNeedleWords:
+    """Given a needle, the words any text containing it must have (rows.needle_words)."""
+
+    @pytest.mark.parametrize(
+        ("needle", "expected"),
+        [
+            ("customer 77 ", [("exact", "77"), ("suffix", "customer")]),
+            ("customer77.onmicros", [("suffix", "customer77"), ("prefix", "onmicros")]),
+            ("-ab.", [("exact", "ab")]),
+            ("ltd", []),
+            (" .", []),
+            ("a b c", [("exact", "b"), ("suffix", "a"), ("prefix", "c")]),
+        ],
+    )
+    def test_whole_words_then_longer_runs(self, needle, expected):
+        assert rows.needle_words(needle) == expected
+
+    def test_every_text_containing_the_needle_has_them(self):
+        rng = random.Random(3)
+        alphabet = "ab7 .-ßİ'"
+        for _ in range(3000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14)))
+            start = rng.randrange(len(text))
+            needle = text[start : start + rng.randint(1, 8)]
+            words = rows.search_words("", text, "")
+            for kind, word in rows.needle_words(needle):
+                if kind == "exact":
+                    assert word in words, (text, needle)
+                elif kind == "prefix":
+                    assert any(w.startswith(word) for w in words), (text, needle)
+                else:
+                    assert any(w.endswith(word) for w in words), (text, needle)
+
+    @pytest.mark.parametrize("prefix", ["ab", "a\U0010ffff", "a\ud7ff", "é"])
+    def test_a_prefix_range_holds_exactly_the_strings_that_begin_with_it(self, prefix):
+        bounds = rows.prefix_range(prefix)
+        if prefix[-1] in ("\U0010ffff", "\ud7ff"):
+            assert bounds is None
+            return
+        assert bounds is not None
+        low, high = bounds
+        for s in [prefix, prefix + "\U0010ffff", prefix + "z", prefix[:-1], "b", "aa", "ac"]:
+            assert (low <= s < high) == s.startswith(prefix), s
 
 
 def test_the_needle_is_the_documented_text():
