@@ -128,6 +128,7 @@ def one_size(kind: str, size: int, runs: int, write_cost: bool) -> dict[str, Any
             with read_side.view.write() as c:
                 c.execute(read_side.view.sql("ANALYZE {migrations}"))
                 c.execute(read_side.view.sql("ANALYZE {migration_search}"))
+                c.execute(read_side.view.sql("ANALYZE {migration_search_words}"))
         count = read_side.view.fetch("SELECT COUNT(*) AS n FROM {migrations}")[0]["n"]
         result: dict[str, Any] = {
             "size": size,

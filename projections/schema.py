@@ -177,7 +177,11 @@ def sqlite_fts_statement(qualified: Callable[[str], str]) -> str:
 
 
 # PostgreSQL: one GIN index of pg_trgm's trigrams over the three columns; `LIKE '%text%'` on
-# any of them is answered from it (a BitmapOr of three index scans), rechecked exactly.
+# any of them is answered from it (a BitmapOr of three index scans), rechecked exactly. Without
+# `fastupdate`: GIN's default parks new entries in a pending list, which every search reads in
+# full until a VACUUM merges it (up to gin_pending_list_limit, 4 MB: measured at 1 M events with
+# 760 pending rows, an id search read 209 pages per column and took 3.5 ms instead of 1.2).
+# A search row is written once per migration, so inserting straight into the index costs little.
 PG_TRGM_INDEX = f"{TABLE_PREFIX}{SEARCH_TABLE}_trgm"
 
 
@@ -185,7 +189,7 @@ def pg_trgm_index_statement(qualified: Callable[[str], str], extension_schema: s
     ops = f'"{extension_schema}".gin_trgm_ops'
     return (
         f"CREATE INDEX IF NOT EXISTS {PG_TRGM_INDEX} ON {qualified(SEARCH_TABLE)} "
-        f"USING gin (customer_name {ops}, tenant_id {ops}, id {ops})"
+        f"USING gin (customer_name {ops}, tenant_id {ops}, id {ops}) WITH (fastupdate = off)"
     )
 
 
@@ -194,7 +198,8 @@ def pg_trgm_index_statement(qualified: Callable[[str], str], extension_schema: s
 # text must contain whole, or begin or end with (rows.needle_words), is looked up in a B-tree
 # at a cost that does not grow with the table, where the GIN index intersects posting lists
 # that do. `drow` is the word reversed (a suffix is a prefix of it); "C" collation, so that a
-# prefix is a range of the index. Like the SQLite full-text index it is derived from the
+# prefix is a range of the index; both indexes hold the id, so a probe reads no table rows.
+# Like the SQLite full-text index it is derived from the
 # search table alone (see PostgresViews.ensure_search_index).
 SEARCH_WORDS = "migration_search_words"
 SEARCH_WORDS_COLUMNS = ("word", "drow", "id")
@@ -205,7 +210,7 @@ def pg_words_statements(qualified: Callable[[str], str]) -> list[str]:
     return [
         f'CREATE TABLE IF NOT EXISTS {table} (word TEXT COLLATE "C" NOT NULL, '
         'drow TEXT COLLATE "C" NOT NULL, id TEXT NOT NULL, PRIMARY KEY (word, id))',
-        f"CREATE INDEX IF NOT EXISTS {TABLE_PREFIX}{SEARCH_WORDS}_drow ON {table} (drow)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE_PREFIX}{SEARCH_WORDS}_drow ON {table} (drow, id)",
     ]
 
 

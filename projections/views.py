@@ -572,6 +572,13 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
     def ensure_search_index(self, c: Any) -> None:
         if self.trgm_schema is not None:
             c.execute(pg_trgm_index_statement(self._qualified, self.trgm_schema))
+            # An index made before fastupdate was turned off: turn it off, and merge what
+            # its pending list holds (nothing to do the next time).
+            index = self._index_name(PG_TRGM_INDEX)
+            c.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", (index,))
+            if "fastupdate=off" not in (c.fetchone()["reloptions"] or []):
+                c.execute(f"ALTER INDEX {index} SET (fastupdate = off)")
+                c.execute("SELECT gin_clean_pending_list(%s::regclass)", (index,))
         if self._has_words(c):
             return
         for statement in pg_words_statements(self._qualified):
@@ -638,20 +645,22 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
                     continue
                 where, params = f"w.{column} >= ? AND w.{column} < ?", list(bounds)
             c.execute(
-                self.sql(
-                    "SELECT s.id, s.customer_name, s.tenant_id FROM {migration_search_words} w "
-                    f"JOIN {{migration_search}} s ON s.id = w.id WHERE {where} LIMIT ?"
-                ),
+                self.sql(f"SELECT id FROM {{migration_search_words}} w WHERE {where} LIMIT ?"),
                 [*params, cap + 1],
             )
-            found = c.fetchall()
-            if len(found) <= cap:
+            candidates = [r["id"] for r in c.fetchall()]
+            if len(candidates) <= cap:
+                c.execute(
+                    self.sql(
+                        "SELECT id, customer_name, tenant_id FROM {migration_search} "
+                        "WHERE id = ANY(?)"
+                    ),
+                    [candidates],
+                )
                 ids = sorted(
-                    {
-                        r["id"] for r in found
-                        if needle in r["id"] or needle in r["customer_name"]
-                        or needle in r["tenant_id"]
-                    }
+                    r["id"] for r in c.fetchall()
+                    if needle in r["id"] or needle in r["customer_name"]
+                    or needle in r["tenant_id"]
                 )  # fmt: skip
                 return "id = ANY(?)", [ids]
         return super().text_condition(c, needle, limit)
@@ -661,7 +670,7 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
         # After a rebuild: fresh statistics, so that the planner weighs the trigram index
         # against a walk in id order from the real table (autovacuum would, a minute later).
         with self.write() as c:
-            for table in TABLES:
+            for table in (*TABLES, SEARCH_WORDS):
                 c.execute(self.sql(f"ANALYZE {{{table}}}"))
 
     def drop_indexes(self, views: list[str]) -> None:
