@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Concurrent saves of one process are committed in one store transaction of at most this
     # many events (domain/group_commit.py); 1 commits every save alone.
     group_commit_max_events: int = Field(1000, ge=1, le=10_000)
+    # How long a group's leader may wait for the writers of the last group to come back, in
+    # milliseconds (domain/group_commit.py, GroupCommit._gather); 0: never waits.
+    group_commit_linger_ms: float = Field(1.0, ge=0, le=50)
     # Partner Center notifications changed longer ago than this are refused (replays).
     ingest_window_hours: float = Field(24.0, gt=0)
 
@@ -75,6 +78,7 @@ class Settings(BaseSettings):
         """The environment for Tracker(env=...) and ReadSide(tracker, env)."""
         env = self._store_env()
         env["GROUP_COMMIT_MAX_EVENTS"] = str(self.group_commit_max_events)
+        env["GROUP_COMMIT_LINGER_MS"] = str(self.group_commit_linger_ms)
         # The library reads CSP_TRACKER_<KEY> (the Tracker's name) before <KEY>, and several of
         # our own variables have such names (CSP_TRACKER_POSTGRES_PORT...): pin those to these
         # settings, or a variable would win over an option (`csp-tracker --postgres-port`).

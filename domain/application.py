@@ -33,7 +33,7 @@ from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
-from domain.group_commit import MAX_EVENTS, GroupCommit
+from domain.group_commit import LINGER, MAX_EVENTS, GroupCommit
 from domain.locks import KeyedLocks
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
@@ -137,9 +137,15 @@ class Tracker(Application[UUID]):
         # process committed together (domain.group_commit). The store takes one writer at a
         # time anyway (SQLite's file lock, PostgreSQL's table lock): the committer's turn also
         # queues this process's writers, fairer and cheaper than retrying the database lock.
-        # GROUP_COMMIT_MAX_EVENTS caps a transaction (1: every save alone, as before).
+        # GROUP_COMMIT_MAX_EVENTS caps a transaction (1: every save alone, as before), and
+        # GROUP_COMMIT_LINGER_MS bounds a leader's wait for the last group's writers (0: none).
         limit = int(self.env.get("GROUP_COMMIT_MAX_EVENTS") or MAX_EVENTS)
-        self.commits = GroupCommit(self.recorder, max_events=max(limit, 1))
+        linger = self.env.get("GROUP_COMMIT_LINGER_MS")
+        self.commits = GroupCommit(
+            self.recorder,
+            max_events=max(limit, 1),
+            linger=LINGER if linger in (None, "") else max(float(linger), 0.0) / 1000,
+        )
         return EventStore(mapper=self.mapper, recorder=self.commits)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:

@@ -31,6 +31,7 @@ events and the other its conflict, exactly as separate transactions would.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ from eventsourcing.persistence import (
 
 # Events in one transaction at most: a group stops growing here (a save is never split).
 MAX_EVENTS = 1000
+# How long a leader may wait for its group to fill (seconds), see GroupCommit._gather.
+LINGER = 0.001
 
 
 class _Waiter:
@@ -75,15 +78,22 @@ class Stats:
 
 
 class GroupCommit(AggregateRecorder):
-    def __init__(self, recorder: AggregateRecorder, max_events: int = MAX_EVENTS) -> None:
+    def __init__(
+        self, recorder: AggregateRecorder, max_events: int = MAX_EVENTS, linger: float = LINGER
+    ) -> None:
         self.recorder = recorder
         self.max_events = max_events
+        self.linger = linger
         self.stats = Stats()
         # Guards the queue and the leader flag; never held across I/O. While someone leads,
         # arrivals queue; when nobody leads, the queue is empty.
         self._lock = threading.Lock()
         self._queue: list[_Waiter] = []
         self._leading = False
+        # Saves the next group should hold (see _gather), and a leader waiting for them.
+        self._expected = 0
+        self._grown = threading.Condition(self._lock)
+        self._gathering = False
 
     @property
     def queued(self) -> int:
@@ -103,6 +113,7 @@ class GroupCommit(AggregateRecorder):
         if self._wait(save):
             # Leading: ours is the oldest queued save, so the group carries it.
             try:
+                self._gather()
                 self._commit(self._next_group())
             finally:
                 self._hand_over()
@@ -142,6 +153,8 @@ class GroupCommit(AggregateRecorder):
                     self._queue.append(waiter)  # the queue was empty: ours is the oldest
                 return True
             self._queue.append(waiter)
+            if self._gathering:
+                self._grown.notify()
         try:
             waiter.woken.wait()
         except BaseException:
@@ -173,6 +186,43 @@ class GroupCommit(AggregateRecorder):
             oldest.leads = True
         oldest.woken.set()
 
+    def _gather(self) -> None:
+        """Wait, at most `linger`, until the saves whose writers were busy when the last group
+        was taken are queued: that group's and those queued behind it.
+
+        Concurrent writers otherwise settle into two halves that take turns: while one half's
+        transaction commits, the other half queues, and the writers of the committed half
+        come back just after the next leader has taken the queue (measured: 8 writers on
+        PostgreSQL, 4.3 saves per transaction). Waiting for them joins the halves: one
+        transaction (one table lock, one flush) for all. A writer alone (the API's appender,
+        say) never waits, nor does a group that a writer wanting the turn ends anyway, or one
+        that is full; the wait ends as soon as the group is complete, so under steady load it
+        lasts as long as the writers take to come back, and after a writer leaves it lasts
+        `linger` once. The same idea as PostgreSQL's commit_delay or MySQL's
+        binlog_group_commit_sync_delay, but adaptive."""
+        if self.linger <= 0:
+            return
+        with self._lock:
+            deadline = None
+            while self._expected > 1:
+                saves = events = 0
+                for waiter in self._queue:
+                    if waiter.events is None:  # a writer wants the turn next: go now
+                        return
+                    saves += 1
+                    events += len(waiter.events)
+                if saves >= self._expected or events >= self.max_events:
+                    return
+                now = time.monotonic()
+                deadline = deadline or now + self.linger
+                if now >= deadline:
+                    return
+                self._gathering = True
+                try:
+                    self._grown.wait(deadline - now)
+                finally:
+                    self._gathering = False
+
     def _next_group(self) -> list[_Waiter]:
         """The oldest queued saves, up to `max_events` events (at least one save), and up to
         the first writer that wants a turn for itself (it goes next)."""
@@ -185,6 +235,7 @@ class GroupCommit(AggregateRecorder):
                 size += len(events)
                 count += 1
             group, self._queue = self._queue[:count], self._queue[count:]
+            self._expected = count + sum(1 for w in self._queue if w.events is not None)
         return group
 
     def _commit(self, group: list[_Waiter]) -> None:
