@@ -190,10 +190,10 @@ class GroupCommit(AggregateRecorder):
         """Wait, at most `linger`, until the saves whose writers were busy when the last group
         was taken are queued: that group's and those queued behind it.
 
-        Concurrent writers otherwise settle into two halves that take turns: while one half's
-        transaction commits, the other half queues, and the writers of the committed half
-        come back just after the next leader has taken the queue (measured: 8 writers on
-        PostgreSQL, 4.3 saves per transaction). Waiting for them joins the halves: one
+        Concurrent writers otherwise settle into groups of one and groups of the rest, in
+        turn: of the writers woken after a commit, the first back leads at once and commits
+        alone while the others queue behind it (measured: 8 writers on PostgreSQL, transactions
+        of 1 and 8 saves in turn, 4.3 on average). Waiting for them makes one
         transaction (one table lock, one flush) for all. A writer alone (the API's appender,
         say) never waits, nor does a group that a writer wanting the turn ends anyway, or one
         that is full; the wait ends as soon as the group is complete, so under steady load it
