@@ -33,6 +33,7 @@ from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
 from domain.context import Context
 from domain.errors import Conflict, DomainError, InvalidInput, NotFound, VersionConflict
+from domain.file_lock import FileLock, sqlite_writers_lock
 from domain.group_commit import LINGER, MAX_EVENTS, GroupCommit
 from domain.locks import KeyedLocks
 from domain.migration import Migration
@@ -146,7 +147,18 @@ class Tracker(Application[UUID]):
             max_events=max(limit, 1),
             linger=LINGER if linger in (None, "") else max(float(linger), 0.0) / 1000,
         )
+        # On a SQLite file, each transaction of this process's turn also takes the file's
+        # writers' lock, shared with other processes (domain.file_lock).
+        if self.env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+            lock = sqlite_writers_lock(self.env.get("SQLITE_DBNAME") or "")
+            if lock is not None:
+                self.commits.store_lock = lock
         return EventStore(mapper=self.mapper, recorder=self.commits)
+
+    def close(self) -> None:
+        super().close()
+        if isinstance(self.commits.store_lock, FileLock):
+            self.commits.store_lock.close()
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         with saving() as links:

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -84,6 +84,9 @@ class GroupCommit(AggregateRecorder):
         self.recorder = recorder
         self.max_events = max_events
         self.linger = linger
+        # Entered around each transaction of the turn's holder: the writers' lock shared with
+        # other processes of the same SQLite file (domain.file_lock), or nothing.
+        self.store_lock: Callable[[], AbstractContextManager[Any]] = nullcontext
         self.stats = Stats()
         # Guards the queue and the leader flag; never held across I/O. While someone leads,
         # arrivals queue; when nobody leads, the queue is empty.
@@ -128,7 +131,8 @@ class GroupCommit(AggregateRecorder):
         behind it here instead of in SQLite's busy back-off, and go together after it."""
         self._wait(_Waiter(None))
         try:
-            yield
+            with self.store_lock():
+                yield
         finally:
             self._hand_over()
 
@@ -282,7 +286,8 @@ class GroupCommit(AggregateRecorder):
         save.done = True
 
     def _insert(self, events: Sequence[StoredEvent], saves: int) -> Sequence[int] | None:
-        ids = self.recorder.insert_events(events)
+        with self.store_lock():
+            ids = self.recorder.insert_events(events)
         stats = self.stats
         stats.transactions += 1
         stats.saves += saves
