@@ -29,6 +29,7 @@ Needs wrk (Debian: apt-get install wrk). Figures: docs/performance.md, section 1
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -39,12 +40,16 @@ import httpx
 
 from bench.append_inprocess import command_rate, load_targets
 from bench.common import median, save_results, store, table
-from bench.server import ROOT, measure, serving, wrk_arguments
+from bench.server import ROOT, measure, projecting, serving, wrk_arguments
 from domain.application import Tracker
 
-PREFER = {"full": "", "minimal": "return=minimal", "alone": "", "before": ""}
-# The server's own settings per variant: `alone` commits every save in its own transaction.
-EXTRA_ENV = {"alone": {"CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS": "1"}}
+PREFER = {"full": "", "minimal": "return=minimal", "alone": "", "before": "", "scaled": ""}
+# The server's own settings per variant: `alone` commits every save in its own transaction;
+# `scaled` runs no projector in the API processes (a `csp-tracker project` process does).
+EXTRA_ENV = {
+    "alone": {"CSP_TRACKER_GROUP_COMMIT_MAX_EVENTS": "1"},
+    "scaled": {"CSP_TRACKER_RUN_PROJECTIONS": "false"},
+}
 
 
 def check(url: str, token: str, migration_id: UUID, variant: str) -> None:
@@ -83,6 +88,7 @@ def check(url: str, token: str, migration_id: UUID, variant: str) -> None:
 def one_store(kind: str, args: Any) -> list[dict]:
     variants = ["full", "minimal"] + (["alone"] if args.alone else [])
     variants += ["before"] if args.before else []
+    variants += ["scaled"] if args.scaled else []
     out: list[dict] = []
     with store(kind) as env, tempfile.TemporaryDirectory(prefix="csp-append-") as tmp:
         tracker = Tracker(env=env)  # the default: the aggregate cache on
@@ -96,12 +102,19 @@ def one_store(kind: str, args: Any) -> list[dict]:
                 for variant in variants:
                     root = Path(args.before) if variant == "before" else ROOT
                     extra = EXTRA_ENV.get(variant)
-                    with serving(env, workers=1, root=root, extra_env=extra) as (url, proc):
+                    workers = args.scaled if variant == "scaled" else 1
+                    with contextlib.ExitStack() as stack:
+                        url, proc = stack.enter_context(
+                            serving(env, workers=workers, root=root, extra_env=extra)
+                        )
+                        pids = [proc.pid]
+                        if variant == "scaled":
+                            pids.append(stack.enter_context(projecting(env, root)).pid)
                         check(url, token, migrations[0], variant)
                         script = [str(ids), token, "single", "1", PREFER[variant]]
-                        measure(url, proc.pid, tracker, token, script, 2, args.connections)
+                        measure(url, pids, tracker, token, script, 2, args.connections)
                         result = measure(
-                            url, proc.pid, tracker, token, script, args.seconds, args.connections
+                            url, pids, tracker, token, script, args.seconds, args.connections
                         )
                     rate = result["statuses"].get("201", 0) / result["seconds"]
                     cpu_ms = 1000 * result["server_cpu_seconds"] / max(result["landed"], 1)
@@ -135,6 +148,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="in-process commands per run")
     parser.add_argument("--before", help="a checkout of the code to compare with (its root)")
     parser.add_argument("--alone", action="store_true", help="also measure group commit off")
+    parser.add_argument(
+        "--scaled",
+        type=int,
+        metavar="N",
+        help="also measure N uvicorn workers without projector, and a `project` process",
+    )
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     results: dict[str, list[dict]] = {}

@@ -138,6 +138,24 @@ def serving(
         out.close()
 
 
+@contextlib.contextmanager
+def projecting(store_env: dict[str, str], root: Path = ROOT) -> Iterator[subprocess.Popen]:
+    """A `csp-tracker project` process of its own (the scale-out deployment's projector, beside
+    API processes started with CSP_TRACKER_RUN_PROJECTIONS=false); always stopped."""
+    env = {**os.environ, **settings_env(store_env), "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "api.cli", "project"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process and its descendants: its own (fields 14 and
     15 of /proc/<pid>/stat), its waited-for children's (16 and 17), and its live children's."""
@@ -224,7 +242,7 @@ def caught_up(http: httpx.Client, token: str) -> float:
 
 def measure(
     url: str,
-    pid: int,
+    pid: int | Sequence[int],
     tracker: Any,
     token: str,
     script_args: Sequence[str],
@@ -238,12 +256,13 @@ def measure(
     `catch_up_seconds`."""
     with httpx.Client(base_url=url, timeout=30) as http:
         caught_up(http, token)
-        before, cpu_before = stored_events(tracker), cpu_seconds(pid)
+        pids = [pid] if isinstance(pid, int) else list(pid)  # the server's processes
+        before, cpu_before = stored_events(tracker), sum(cpu_seconds(p) for p in pids)
         started = time.monotonic()
         result = wrk(url, script_args, seconds, connections)
         after, last = quiet(tracker)
         catch_up = caught_up(http, token)
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
     return {
         **result,
         "seconds": result["duration_us"] / 1e6,
