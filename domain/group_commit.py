@@ -47,8 +47,12 @@ from eventsourcing.persistence import (
 
 # Events in one transaction at most: a group stops growing here (a save is never split).
 MAX_EVENTS = 1000
-# How long a leader may wait for its group to fill (seconds), see GroupCommit._gather.
+# How long a leader may wait for its group to fill (seconds), see GroupCommit._gather, and for
+# the next writer to come back, as a share of that: writers woken together come back within
+# a few hundred microseconds of each other; one that is not back by then is busy elsewhere
+# (taking a snapshot, say), and the group goes without it.
 LINGER = 0.001
+GAP = 0.25
 
 
 class _Waiter:
@@ -208,6 +212,7 @@ class GroupCommit(AggregateRecorder):
             return
         with self._lock:
             deadline = None
+            arrived = -1  # saves queued when last looked
             while self._expected > 1:
                 saves = events = 0
                 for waiter in self._queue:
@@ -218,12 +223,15 @@ class GroupCommit(AggregateRecorder):
                 if saves >= self._expected or events >= self.max_events:
                     return
                 now = time.monotonic()
-                deadline = deadline or now + self.linger
-                if now >= deadline:
+                if deadline is None:
+                    deadline = now + self.linger
+                if saves != arrived:  # someone came back: give the next one `gap` to follow
+                    arrived, quiet = saves, now + self.linger * GAP
+                if now >= deadline or now >= quiet:
                     return
                 self._gathering = True
                 try:
-                    self._grown.wait(deadline - now)
+                    self._grown.wait(min(deadline, quiet) - now)
                 finally:
                     self._gathering = False
 
