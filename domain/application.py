@@ -8,6 +8,7 @@ this module knows no SQL.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -142,11 +143,10 @@ class Tracker(Application[UUID]):
         # GROUP_COMMIT_LINGER_MS bounds a leader's wait for the last group's writers (0: none).
         limit = int(self.env.get("GROUP_COMMIT_MAX_EVENTS") or MAX_EVENTS)
         linger = self.env.get("GROUP_COMMIT_LINGER_MS")
-        self.commits = GroupCommit(
-            self.recorder,
-            max_events=max(limit, 1),
-            linger=LINGER if linger in (None, "") else max(float(linger), 0.0) / 1000,
-        )
+        wait = LINGER if linger in (None, "") else float(linger) / 1000
+        if not math.isfinite(wait) or wait < 0:
+            raise ValueError(f"GROUP_COMMIT_LINGER_MS must be a number >= 0, not {linger!r}")
+        self.commits = GroupCommit(self.recorder, max_events=max(limit, 1), linger=wait)
         # On a SQLite file, each transaction of this process's turn also takes the file's
         # writers' lock, shared with other processes (domain.file_lock).
         if self.env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":

@@ -9,6 +9,10 @@ released meanwhile. So the holder of a process's turn also takes this lock, an e
 the kernel and wakes as soon as the lock is released. SQLite's own locking is unchanged: a
 writer that does not take this lock (an older version, the sqlite3 shell) is still kept out
 by SQLite, and meets the busy handler as before.
+
+There is no timeout: a writer waits for as long as another process holds its turn (a long
+upgrade, say), where SQLite's busy handler gave up after `SQLITE_LOCK_TIMEOUT` seconds and
+failed the write. Within a process, queued saves never had a timeout either.
 """
 
 from __future__ import annotations
@@ -29,12 +33,20 @@ class FileLock:
         self.path = path
         self._fd: int | None = None
         self._local = threading.Lock()
+        self._pid = os.getpid()
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
+        if self._pid != os.getpid():
+            # A forked child shares its parent's open file, hence its flock: open its own
+            # (and a thread lock of its own: the parent's may have been held at the fork).
+            self._pid, self._fd, self._local = os.getpid(), None, threading.Lock()
         with self._local:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                # Readable and writable as the process's umask allows, like SQLite's own
+                # -wal and -shm files: processes of other users that share the database
+                # (group-writable) share this lock too.
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
             try:
                 yield

@@ -120,7 +120,13 @@ class GroupCommit(AggregateRecorder):
         if self._wait(save):
             # Leading: ours is the oldest queued save, so the group carries it.
             try:
-                self._gather()
+                try:
+                    self._gather()
+                except BaseException:  # interrupted while waiting: ours leaves the queue
+                    with self._lock:
+                        if self._queue and self._queue[0] is save:
+                            self._queue.pop(0)
+                    raise
                 self._commit(self._next_group())
             finally:
                 self._hand_over()
@@ -205,9 +211,10 @@ class GroupCommit(AggregateRecorder):
         transaction (one table lock, one flush) for all. A writer alone (the API's appender,
         say) never waits, nor does a group that a writer wanting the turn ends anyway, or one
         that is full; the wait ends as soon as the group is complete, so under steady load it
-        lasts as long as the writers take to come back, and after a writer leaves it lasts
-        `linger` once. The same idea as PostgreSQL's commit_delay or MySQL's
-        binlog_group_commit_sync_delay, but adaptive."""
+        lasts as long as the writers take to come back; when a writer does not come back, it
+        ends GAP x `linger` after the last arrival, and never lasts longer than `linger`.
+        The same idea as PostgreSQL's commit_delay or MySQL's binlog_group_commit_sync_delay,
+        but adaptive."""
         if self.linger <= 0:
             return
         with self._lock:

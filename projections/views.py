@@ -595,7 +595,11 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
         return bool(c.fetchone()["found"])
 
     def _add_words(self, c: Any, texts: list[tuple[str, str, str]]) -> None:
-        """The words rows of search rows given as (id, customer_name, tenant_id), lowered."""
+        """The words rows of search rows given as (id, customer_name, tenant_id), lowered.
+        Nothing while the table does not exist yet (an upgrade from a layout before it, run
+        before ensure_search_index, which then fills it from the search table)."""
+        if not texts or not self._has_words(c):
+            return
         words = [
             (w, w[::-1], mid) for mid, name, tenant in texts
             for w in sorted(rows.search_words(mid, name, tenant))

@@ -130,18 +130,19 @@ def other_process(store_env: dict[str, str]) -> Iterator[Tracker]:
 
 def another_writer_first(tracker: Tracker, action: Callable[[], Any], times: int = 1) -> None:
     """Run `action` (a save by another process: in a context of its own, so it sees none of
-    this thread's context variables) just before each of the tracker's next `times` inserts:
-    those inserts then collide with what it stored."""
-    original = tracker.recorder.insert_events
+    this thread's context variables) just before each of the tracker's next `times` store
+    transactions, before this process takes the store's writers' lock (SQLite's, shared with
+    other processes: domain.file_lock): those transactions then collide with what it stored."""
+    original = tracker.commits.store_lock
     left = [times]
 
-    def insert_events(stored_events: Any, **kwargs: Any) -> Any:
+    def store_lock() -> Any:
         if left[0] > 0:
             left[0] -= 1
             contextvars.Context().run(action)
-        return original(stored_events, **kwargs)
+        return original()
 
-    tracker.recorder.insert_events = insert_events
+    tracker.commits.store_lock = store_lock
 
 
 class TestWhenAnotherProcessSavesFirst:

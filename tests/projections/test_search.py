@@ -368,6 +368,8 @@ class TestGivenViewsOfTheLayoutBeforeSearch:
         with read_side.view.write() as c:
             if isinstance(read_side.view, SQLiteViews):
                 c.execute(read_side.view.sql("DROP TABLE {migration_search_fts}"))
+            else:  # layout 3 had no words table either
+                c.execute(read_side.view.sql("DROP TABLE {migration_search_words}"))
             c.execute(read_side.view.sql("DROP TABLE {migration_search}"))
             c.execute(read_side.view.sql("UPDATE {schema} SET version = 3"))
         read_side.close()

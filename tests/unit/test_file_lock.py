@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -26,6 +27,23 @@ def test_a_second_holder_waits_until_the_first_lets_go_then_gets_it_at_once(tmp_
     assert time.monotonic() - released < 0.1  # woken, not polling
     first.close()
     second.close()
+
+
+def test_a_forked_child_takes_the_lock_on_a_file_of_its_own(tmp_path):
+    # A child of fork() shares its parent's open file: on it, the parent's flock would be its
+    # own too. The child must wait while the parent holds the lock.
+    lock = FileLock(tmp_path / "db-writers")
+    with lock():
+        pid = os.fork()
+        if pid == 0:  # the child
+            started = time.monotonic()
+            with lock():
+                waited = time.monotonic() - started
+            os._exit(0 if waited >= 0.2 else 1)
+        time.sleep(0.4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lock.close()
 
 
 def test_a_database_file_has_one_beside_it_and_memory_none(tmp_path):

@@ -7,6 +7,7 @@ A recorder that holds each insert until the spec lets it go makes the order of e
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import AggregateRecorder, StoredEvent
 
-from domain.group_commit import GAP, GroupCommit
+from domain.group_commit import GAP, LINGER, GroupCommit
 
 
 class GatedRecorder(AggregateRecorder):
@@ -149,6 +150,31 @@ class TestGathering:
         assert recorder.inserts == [["x"], ["a", "b"], ["c", "d"]]
 
 
+class TestInterrupted:
+    def test_a_leader_interrupted_while_it_waits_leaves_the_turn_to_the_next_save(self):
+        # As after a group of four, a save leads and waits for the others; Ctrl-C (SIGALRM
+        # here) interrupts it. Its save is not stored, and the next save is not left waiting
+        # for a leader that is gone.
+        recorder = GatedRecorder(held=0)
+        commits = GroupCommit(recorder, linger=5.0)
+        commits._expected = 4
+
+        def interrupt(*args: Any) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                commits.insert_events([event("interrupted")])
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+        later = save(commits, "later")
+        later.join(3)
+        assert not later.is_alive()
+        assert recorder.inserts == [["later"]]
+
+
 class TestNoWait:
     def test_a_writer_alone_never_waits(self):
         recorder = GatedRecorder(held=0)
@@ -178,9 +204,18 @@ def test_the_setting_reaches_the_tracker(store_env):
         tracker.close()
     tracker = Tracker(env=store_env)  # the service's settings, as tests and benches use them
     try:
-        assert tracker.commits.linger == 0.001  # the default
+        assert tracker.commits.linger == 0.001  # the setting's default
     finally:
         tracker.close()
+    unset = {k: v for k, v in store_env.items() if not k.endswith("GROUP_COMMIT_LINGER_MS")}
+    tracker = Tracker(env=unset)
+    try:
+        assert tracker.commits.linger == LINGER
+    finally:
+        tracker.close()
+    for wrong in ("nan", "-1", "inf"):
+        with pytest.raises(ValueError, match="GROUP_COMMIT_LINGER_MS"):
+            Tracker(env={**unset, "GROUP_COMMIT_LINGER_MS": wrong})
 
 
 def test_the_setting_is_refused_outside_0_to_50_ms():
