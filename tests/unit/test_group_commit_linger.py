@@ -133,19 +133,10 @@ class TestGathering:
         assert recorder.inserts[2] == ["e"]
 
     def test_a_full_group_does_not_wait(self):
-        # A cap of 2 events: "a" and "b" go first, and "c" and "d" make a full group at once.
-        recorder = GatedRecorder(held=2)
-        commits = GroupCommit(recorder, max_events=2, linger=5.0)
-        x = save(commits, "x")
-        wait_until(lambda: recorder.started == 1)
-        threads = queue(commits, "abcd")
-        recorder.gates[0].set()
-        x.join()
-        wait_until(lambda: recorder.started == 2)
+        # A cap of 2 events: "a" and "b" go first, then "c" and "d" are a full group at once,
+        # though four writers were busy when the last group was taken.
         started = time.monotonic()
-        recorder.gates[1].set()
-        for thread in threads:
-            thread.join()
+        recorder, _ = given_a_group_of_four_then_one_new_writer_leading(linger=5.0, max_events=2)
         assert time.monotonic() - started < 1.0
         assert recorder.inserts == [["x"], ["a", "b"], ["c", "d"]]
 
