@@ -579,20 +579,30 @@ class PostgresViews(ViewStore, PostgresTrackingRecorder):
             if "fastupdate=off" not in (c.fetchone()["reloptions"] or []):
                 c.execute(f"ALTER INDEX {index} SET (fastupdate = off)")
                 c.execute("SELECT gin_clean_pending_list(%s::regclass)", (index,))
+        self.__dict__.pop("_words_exist", None)
         if self._has_words(c):
             return
         for statement in pg_words_statements(self._qualified):
             c.execute(statement)
+        self.__dict__["_words_exist"] = True
         # Index what the table already holds (a store whose views predate the words).
         c.execute(self.sql("SELECT id, customer_name, tenant_id FROM {migration_search}"))
         self._add_words(c, [(r["id"], r["customer_name"], r["tenant_id"]) for r in c.fetchall()])
 
     def _drop_search_index(self, c: Any) -> None:
         c.execute(self.sql("DROP TABLE IF EXISTS {migration_search_words}"))
+        self.__dict__["_words_exist"] = False
 
     def _has_words(self, c: Any) -> bool:
-        c.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self._qualified(SEARCH_WORDS),))
-        return bool(c.fetchone()["found"])
+        """Whether the words table exists, remembered (as SQLite's `_fts`): only ensure_schema,
+        in one transaction, drops and creates it, so the projector's batches ask no catalog."""
+        found = self.__dict__.get("_words_exist")
+        if found is None:
+            c.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS found", (self._qualified(SEARCH_WORDS),)
+            )
+            found = self.__dict__["_words_exist"] = bool(c.fetchone()["found"])
+        return bool(found)
 
     def _add_words(self, c: Any, texts: list[tuple[str, str, str]]) -> None:
         """The words rows of search rows given as (id, customer_name, tenant_id), lowered.
