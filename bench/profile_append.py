@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--keep", help="copy py-spy's raw samples (collapsed stacks) here")
     parser.add_argument("--prefer", default="", help='a Prefer header, e.g. "return=minimal"')
     args = parser.parse_args()
@@ -84,7 +85,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            result = wrk(url, script, args.seconds, 8)
+            result = wrk(url, script, args.seconds, args.connections)
             sampler.wait(timeout=args.seconds + 30)
         inclusive, own = summarise(raw, args.top)
         if args.keep:

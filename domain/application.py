@@ -164,10 +164,41 @@ class Tracker(Application[UUID]):
         with saving() as links:
             recordings = super()._record(processing_event)
         # The saved migrations now end at the links their last events were stored with.
+        cache = self.repository.cache
         for aggregate_id, aggregate in processing_event.aggregates.items():
             if isinstance(aggregate, Migration) and aggregate_id in links:
                 aggregate._chain_head = links[aggregate_id]
+                # The library caches a saved aggregate only without fast-forwarding; with it,
+                # the next command re-read and re-applied the events just saved. A copy of the
+                # saved migration is cached instead (the caller keeps the one it holds), and the
+                # next get fast-forwards it by what other processes stored since, if anything.
+                if cache is not None:
+                    cache.put(aggregate_id, copy.deepcopy(aggregate))
         return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """The library's, except that a migration saved exactly at a snapshot's version is
+        snapshotted as it stands in memory, the fold of the events just stored, instead of being
+        read back from the store by `take_snapshot` (a snapshot and up to 99 events, inside
+        the writer's save). Any other due snapshot is the library's."""
+        events = processing_event.events
+        due = [
+            e
+            for e in events
+            if e.originator_version % SNAPSHOT_INTERVAL == 0
+            and isinstance(migration := processing_event.aggregates.get(e.originator_id), Migration)
+            and migration.version == e.originator_version
+        ]
+        if due and self.snapshots is not None:
+            # The aggregate's Snapshot class, as the library's take_snapshot picks it.
+            self.snapshots.put(
+                [Migration.Snapshot.take(processing_event.aggregates[e.originator_id]) for e in due]
+            )
+            taken = {id(e) for e in due}
+            rest: ProcessingEvent[UUID] = copy.copy(processing_event)
+            rest.events = [e for e in events if id(e) not in taken]
+            processing_event = rest
+        super()._take_snapshots(processing_event)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self.on_saved:

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
+from api.answers import JSONAnswer
 from api.deps import CorrelationId, CurrentPrincipal, Principal, TrackerDep
 from api.errors import ApiError, errors_for, jsonable, status_of
 from api.idempotent import Answer, Write, event_request_hash, once_each
@@ -56,7 +57,7 @@ def record_batch(
     results = [_result(index, answer) for index, answer in enumerate(answers)]
     # 200 whatever the items' outcomes: the request was understood and every item answered
     # in `items` (207 Multi-Status is WebDAV's, with an XML body of its own).
-    return JSONResponse({"items": results})
+    return JSONAnswer({"items": results})
 
 
 def _write(item: BatchItem, principal: Principal, correlation_id: str) -> Write:

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import render
+from api.answers import JSONAnswer
 from api.appender import Post
 from api.deps import (
     AuditCursor,
@@ -126,9 +127,9 @@ def respond(answer: Answer, *, minimal: bool = False) -> JSONResponse:
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
     if not minimal:
-        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+        return JSONAnswer(answer.body, status_code=answer.status, headers=headers)
     headers["Preference-Applied"] = "return=minimal"
-    return JSONResponse(render.minimal(answer.body), status_code=answer.status, headers=headers)
+    return JSONAnswer(render.minimal(answer.body), status_code=answer.status, headers=headers)
 
 
 @router.post(
@@ -363,7 +364,7 @@ def get_migration(
     else:
         past = tracker.as_of(migration_id, as_of, basis)
         body = render.described(past, now=as_of)
-    return JSONResponse(body, headers={"ETag": str(body["version"])})
+    return JSONAnswer(body, headers={"ETag": str(body["version"])})
 
 
 @router.get(

@@ -292,6 +292,31 @@ class TestReplay:
         assert state.replacements["csp-1"].licenses == 25
         assert state.admin_access["gdap-1"].removed_at is None
 
+    def test_a_deep_copy_of_the_aggregate_shares_only_immutable_parts(self):
+        """The aggregate cache hands each command a copy (Migration.__deepcopy__)."""
+        from datetime import datetime
+        from uuid import UUID
+
+        from tests.factories import ADMIN, decided
+        from tests.factories import requested as new_migration
+
+        migration = decided(new_migration(), ADMIN, "note_added", text="first")
+        twin = copy.deepcopy(migration)
+        assert twin is not migration and type(twin) is type(migration)
+        assert vars(twin).keys() == vars(migration).keys()
+        assert twin.state == migration.state and twin.state is not migration.state
+        assert twin.pending_events == migration.pending_events
+        assert twin.pending_events[0] is not migration.pending_events[0]
+        shared = {k: v for k, v in vars(migration).items() if k not in ("state", "_pending_events")}
+        assert shared, "id, version, times and stream link"
+        for name, value in shared.items():
+            assert isinstance(value, UUID | int | datetime | str | None), name
+            assert getattr(twin, name) == value
+        twin.state.notes = 99
+        twin.collect_events()
+        assert migration.state.notes == 1
+        assert len(migration.pending_events) == 2
+
 
 class TestDeadlines:
     """Every dated obligation of a migration, soonest first."""

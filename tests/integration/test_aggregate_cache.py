@@ -1,0 +1,140 @@
+"""The command path's aggregate cache and snapshots, on both stores.
+
+Given a migration saved by a command, when the next command loads it, then it comes from the
+cache at the saved version without reading back the events just stored, while another
+process's events are still fast-forwarded into it. A snapshot due at a save is taken from the
+saved migration in memory, and equals the fold of the stored events.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.application import SNAPSHOT_INTERVAL, Tracker, _fold
+from domain.commands import Command
+from domain.migration import Migration
+from tests.factories import ADMIN, SALES, record, start
+
+
+@pytest.fixture
+def app(tracker: Tracker) -> Tracker:
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    return tracker
+
+
+def request(app: Tracker):
+    return start(
+        app,
+        SALES,
+        partner_id="fabrikam",
+        tenant_id="contoso.onmicrosoft.com",
+        customer_name="Contoso Ltd",
+        customer_region="europe",
+        channel="direct",
+    ).migration.id
+
+
+def note(app: Tracker, mid, text: str = "note"):
+    return record(app, "note_added", mid, ADMIN, text=text)
+
+
+def cached(app: Tracker, mid) -> Migration:
+    assert app.repository.cache is not None
+    migration = app.repository.cache.get(mid)
+    assert isinstance(migration, Migration)
+    return migration
+
+
+def replayed(app: Tracker, mid, version: int) -> Migration:
+    """The migration folded from its stored events alone, no snapshot and no cache."""
+    return _fold(None, app.events.get(mid, lte=version))
+
+
+class TestGivenAMigrationSavedByACommand:
+    def test_the_cache_holds_a_copy_at_the_saved_version(self, app):
+        mid = request(app)
+        done = note(app, mid)
+        copy = cached(app, mid)
+        assert copy is not done.migration
+        assert (copy.version, copy.state, copy._chain_head) == (
+            done.migration.version,
+            done.migration.state,
+            done.migration._chain_head,
+        )
+
+    def test_the_next_command_reads_back_none_of_the_events_just_saved(self, app, monkeypatch):
+        mid = request(app)
+        note(app, mid, "one")
+        decoded = []
+        decode = app.mapper.to_domain_event
+        monkeypatch.setattr(app.mapper, "to_domain_event", lambda s: decoded.append(s) or decode(s))
+        done = note(app, mid, "two")
+        assert decoded == []
+        assert done.migration.version == 3 and done.migration.state.notes == 2
+
+    def test_a_caller_changing_the_migration_it_got_back_leaves_the_cache_alone(self, app):
+        mid = request(app)
+        done = note(app, mid)
+        done.migration.state.notes = 99
+        assert cached(app, mid).state.notes == 1
+        assert note(app, mid).migration.state.notes == 2
+
+    def test_events_another_process_stored_are_fast_forwarded(self, app, store_env):
+        mid = request(app)
+        note(app, mid, "here")
+        other = Tracker(env=store_env)
+        try:
+            note(other, mid, "elsewhere")
+        finally:
+            other.close()
+        done = note(app, mid, "here again")
+        assert done.migration.version == 4
+        assert done.migration.state.notes == 3
+        assert done.migration.state == replayed(app, mid, 4).state
+
+
+class TestGivenAMigrationOneEventBeforeASnapshot:
+    @pytest.fixture
+    def mid(self, app):
+        mid = request(app)
+        for i in range(SNAPSHOT_INTERVAL - 2):
+            note(app, mid, f"update {i}")
+        assert app.get(mid).version == SNAPSHOT_INTERVAL - 1
+        return mid
+
+    @pytest.fixture
+    def reloads(self, app, monkeypatch):
+        """The library's take_snapshot: it reads the migration back from the store."""
+        calls = []
+        take = app.take_snapshot
+        monkeypatch.setattr(
+            app, "take_snapshot", lambda *a, **k: calls.append(k.get("version")) or take(*a, **k)
+        )
+        return calls
+
+    def test_a_save_ending_at_the_snapshot_takes_it_from_memory(self, app, mid, reloads):
+        note(app, mid, "the hundredth")
+        assert reloads == []
+        [snapshot] = list(app.snapshots.get(mid))
+        assert snapshot.originator_version == SNAPSHOT_INTERVAL
+        expected = Migration.Snapshot.take(replayed(app, mid, SNAPSHOT_INTERVAL))
+        assert snapshot.state == expected.state  # its times included (not when it was taken)
+
+    def test_a_save_passing_the_snapshot_takes_it_as_the_library_does(self, app, mid, reloads):
+        steps = [(ADMIN, Command("note_added", {"text": t})) for t in ("100th", "101st")]
+        app.execute_many(mid, steps)
+        assert reloads == [SNAPSHOT_INTERVAL]
+        [snapshot] = list(app.snapshots.get(mid))
+        assert snapshot.originator_version == SNAPSHOT_INTERVAL
+        expected = Migration.Snapshot.take(replayed(app, mid, SNAPSHOT_INTERVAL))
+        assert snapshot.state == expected.state
+
+    def test_loading_through_the_snapshot_gives_the_stored_state(self, app, mid, store_env):
+        note(app, mid, "the hundredth")
+        note(app, mid, "one more")
+        fresh = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": ""})
+        try:
+            assert fresh.repository.cache is None
+            assert fresh.get(mid).state == replayed(app, mid, SNAPSHOT_INTERVAL + 1).state
+        finally:
+            fresh.close()
