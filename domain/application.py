@@ -164,16 +164,9 @@ class Tracker(Application[UUID]):
         with saving() as links:
             recordings = super()._record(processing_event)
         # The saved migrations now end at the links their last events were stored with.
-        cache = self.repository.cache
         for aggregate_id, aggregate in processing_event.aggregates.items():
             if isinstance(aggregate, Migration) and aggregate_id in links:
                 aggregate._chain_head = links[aggregate_id]
-                # The library caches a saved aggregate only without fast-forwarding; with it,
-                # the next command re-read and re-applied the events just saved. A copy of the
-                # saved migration is cached instead (the caller keeps the one it holds), and the
-                # next get fast-forwards it by what other processes stored since, if anything.
-                if cache is not None:
-                    cache.put(aggregate_id, copy.deepcopy(aggregate))
         return recordings
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
