@@ -200,6 +200,7 @@ class Migration(Aggregate):
         (its id, version, times and stream link) is immutable and shared. The generic deepcopy
         rebuilt each UUID and datetime through copyreg, a tenth of a command's CPU."""
         new = object.__new__(type(self))
+        memo[id(self)] = new
         new.__dict__.update(self.__dict__)
         new.state = copy.deepcopy(self.state, memo)
         # Empty in the cache; a command's copy gets its own events (_note_chain_head sets
