@@ -48,7 +48,11 @@ def create_app(
                 raise
         tracker.on_saved.append(metrics.on_saved)
         # One post per transaction when group commit is off (the tracker's cap of 1 event).
-        app.state.appender = Appender(tracker, max_batch=tracker.commits.max_events)
+        app.state.appender = Appender(
+            tracker,
+            max_batch=tracker.commits.max_events,
+            deadline=settings.append_deadline_seconds,
+        )
         metrics.watch_commits(tracker.commits.stats, app.state.appender)
         tracker.on_saved.append(app.state.keys.on_saved)
         app.state.tracker = tracker

@@ -17,6 +17,13 @@ is that request's refusal alone; the others go on. Should the combined save coll
 another writer, `execute_each` records the items one by one instead. A store failure (503) is
 the answer of every post of the batch not stored before it (`once_each`), and the store down
 while the posts are checked is every post's answer at once, not paid post by post.
+
+A post has a deadline (`deadline`, CSP_TRACKER_APPEND_DEADLINE_SECONDS): one still queued when
+it passes, because the writer thread is held up (the store slow or unreachable, another
+process holding SQLite's writers' lock), is taken out of the queue, never recorded, and refused
+with 503 `append_timeout`. Its client then knows it was not stored, instead of giving up on a
+post that might still be recorded long after. A post the writer thread has taken gets its
+outcome, however long that takes.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from domain.application import Tracker
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 100  # posts recorded in one transaction, at most (and at most the group commit cap)
+DEADLINE = 10.0  # seconds a post may wait in the queue for the writer thread
 
 
 @dataclass
@@ -51,7 +59,7 @@ class Post:
     minimal: bool  # Prefer: return=minimal
 
 
-@dataclass
+@dataclass(eq=False)  # each is itself: taken out of the queue by identity
 class _Queued:
     post: Post
     future: asyncio.Future[Answer]
@@ -59,14 +67,20 @@ class _Queued:
 
 
 class Appender:
-    def __init__(self, tracker: Tracker, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, tracker: Tracker, max_batch: int = MAX_BATCH, deadline: float = DEADLINE
+    ) -> None:
+        if not deadline > 0:  # NaN too
+            raise ValueError(f"the appender's deadline must be > 0 seconds, not {deadline!r}")
         self.tracker = tracker
         self.max_batch = max(1, min(max_batch, MAX_BATCH))
+        self.deadline = deadline
         self._ready = threading.Condition()
         self._queue: list[_Queued] = []
         self._closed = False
         self.batches = 0  # batches the writer thread took, and the posts in them (/metrics)
         self.posts = 0
+        self.withdrawn = 0  # posts refused at their deadline, never recorded (/metrics)
         self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
         self._thread.start()
 
@@ -80,12 +94,35 @@ class Appender:
         """The post's answer (201, or the replay of a kept one); its refusal raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
+        queued = _Queued(post, future, loop)
         with self._ready:
             if self._closed:
                 raise ApiError(503, "shutting_down", "the server is shutting down; try again")
-            self._queue.append(_Queued(post, future, loop))
+            self._queue.append(queued)
             self._ready.notify()
-        return await future
+        timer = loop.call_later(self.deadline, self._withdraw, queued)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _withdraw(self, queued: _Queued) -> None:
+        """At a post's deadline (in its event loop): refused, if the writer has not taken it."""
+        with self._ready:
+            try:
+                self._queue.remove(queued)
+            except ValueError:
+                return  # taken by the writer thread: its outcome will come
+            self.withdrawn += 1
+        if not queued.future.done():
+            queued.future.set_exception(
+                ApiError(
+                    503,
+                    "append_timeout",
+                    f"not recorded: the post waited {self.deadline:g} s for the store; send it "
+                    "again (with the same Idempotency-Key, if it had one)",
+                )
+            )
 
     def close(self) -> None:
         """Record what is queued, then stop the writer thread."""

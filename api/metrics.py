@@ -100,6 +100,11 @@ class _CommitCollector(Collector):
         yield CounterMetricFamily(
             "csp_appender_posts", "Single posts taken in those batches", value=self.appender.posts
         )
+        yield CounterMetricFamily(
+            "csp_appender_withdrawn",
+            "Single posts refused at their deadline, never recorded",
+            value=self.appender.withdrawn,
+        )
         yield GaugeMetricFamily(
             "csp_appender_queued", "Single posts waiting for the writer", value=self.appender.queued
         )

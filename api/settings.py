@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # How long a group's leader may wait for the writers of the last group to come back, in
     # milliseconds (domain/group_commit.py, GroupCommit._gather); 0: never waits.
     group_commit_linger_ms: float = Field(1.0, ge=0, le=50)
+    # How long a single post may wait for the appender's writer thread before it is refused,
+    # never recorded (503 append_timeout; api/appender.py), in seconds.
+    append_deadline_seconds: float = Field(10.0, gt=0, le=300)
     # Partner Center notifications changed longer ago than this are refused (replays).
     ingest_window_hours: float = Field(24.0, gt=0)
 

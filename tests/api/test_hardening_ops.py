@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
@@ -219,3 +222,38 @@ class TestRevocation:
             api.new_migration("admin_a", tenant_id=f"t{n}.onmicrosoft.com")
             assert api.get("admin_a", "/v1/migrations").status_code == 200
         assert loads == [api.tokens["admin_a"]]  # loaded once; writes did not evict it
+
+
+class TestAPostHeldUpPastItsDeadline:
+    """Given the store held up (the committer's turn held: the appender's writer waits in its
+    save), when a single post waits past CSP_TRACKER_APPEND_DEADLINE_SECONDS, then it is
+    answered 503 append_timeout in the error shape and never recorded."""
+
+    @pytest.fixture
+    def quick(self, store_env: dict[str, str], tmp_path: Path) -> Iterator[Api]:
+        key = tmp_path / "ledger.key"
+        Signer.generate(key)
+        yield from make_api(store_env, ledger_key=key, append_deadline_seconds=0.3)
+
+    def test_the_post_is_refused_and_not_stored(self, quick):
+        first, second = quick.new_migration(), quick.new_migration(tenant_id="b.onmicrosoft.com")
+        tracker = quick.tracker
+        answers: dict[str, object] = {}
+
+        def post(name: str, migration: dict) -> None:
+            answers[name] = quick.event(migration["id"], {"type": "note_added", "text": name})
+
+        with tracker.commits.turn():
+            held = threading.Thread(target=post, args=("held", first))
+            held.start()
+            deadline = time.monotonic() + 10
+            while tracker.commits.queued != 1:  # the writer's batch waits for the turn
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            post("late", second)  # queued behind it: refused at its deadline
+        held.join(timeout=10)
+        late = answers["late"]
+        assert late.status_code == 503
+        assert late.json()["error"] == "append_timeout"
+        assert answers["held"].status_code == 201  # taken before its deadline: recorded
+        assert tracker.get(UUID(second["id"])).version == second["version"]

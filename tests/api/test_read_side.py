@@ -198,6 +198,7 @@ class TestHealth:
         # The stock's single posts went through the appender, none is waiting.
         assert figures["csp_appender_posts_total"] >= figures["csp_appender_batches_total"] > 0
         assert figures["csp_appender_queued"] == 0
+        assert figures["csp_appender_withdrawn_total"] == 0
 
     def test_unknown_route_is_404_in_the_error_shape(self, stocked):
         response = stocked.client.get("/v2/nothing")

@@ -20,12 +20,14 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
+from pydantic import ValidationError
 
 from api import appender as appender_module
 from api.appender import Appender, Post, _Queued
 from api.deps import Credentials, KeyCache
 from api.errors import ApiError
 from api.idempotent import Answer
+from api.settings import Settings
 from domain import idempotency
 from domain.access import issue_key
 from domain.application import Tracker
@@ -421,3 +423,59 @@ def test_one_key_for_two_different_posts_in_one_batch(app, appender):
     assert isinstance(outcomes[1], ApiError) and outcomes[1].code == "idempotency_key_reused"
     assert isinstance(outcomes[2], Answer)
     assert [app.get(m).version for m in ids] == [2, 2, 1]
+
+
+class TestAPostPastItsDeadline:
+    """Given the writer thread held up (the committer's turn held, so its batch waits in its
+    save), when a queued post's deadline passes, then it is refused (503 append_timeout) and
+    never recorded; a post the writer has already taken gets its outcome."""
+
+    @pytest.fixture
+    def appender(self, app: Tracker) -> Iterator[Appender]:
+        appender = Appender(app, deadline=0.3)
+        yield appender
+        appender.close()
+
+    def test_a_queued_post_is_refused_and_never_recorded(self, app, appender):
+        keys, ids = Keys(app), opened(app, 2)
+        late: list[Any] = []
+        with behind_a_busy_writer(app, appender, keys.post(ids[0]), 0) as first:
+            sending = threading.Thread(
+                target=lambda: late.extend(send(appender, [keys.post(ids[1])]))
+            )
+            sending.start()
+            _until(lambda: appender.queued == 1)
+            sending.join(timeout=10)  # answered while the writer is still held up
+            assert not sending.is_alive()
+            assert isinstance(late[0], ApiError)
+            assert (late[0].status, late[0].code) == (503, "append_timeout")
+            assert appender.queued == 0 and appender.withdrawn == 1
+        # (0 left queued when the block ends.) The writer's own post, held past its deadline
+        # too, had been taken: it is recorded.
+        assert [a.status for a in first] == [201]
+        assert app.get(ids[0]).version == 2
+        appender.close()  # nothing left to record
+        assert app.get(ids[1]).version == 1  # the refused post was not
+
+    def test_posts_answered_in_time_leave_no_timer_behind(self, app, appender):
+        keys, ids = Keys(app), opened(app, 3)
+
+        async def main() -> tuple[list[Any], int]:
+            answers = await asyncio.gather(*(appender.append(keys.post(m)) for m in ids))
+            loop = asyncio.get_running_loop()
+            live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+            return answers, len(live)
+
+        answers, live = asyncio.run(main())
+        assert [a.status for a in answers] == [201] * 3
+        assert live == 0
+        time.sleep(0.4)  # past the deadline: nothing withdrawn
+        assert appender.withdrawn == 0
+
+    @pytest.mark.parametrize("deadline", [0, -1, float("nan")])
+    def test_the_deadline_must_be_positive(self, app, deadline):
+        with pytest.raises(ValueError, match="deadline"):
+            Appender(app, deadline=deadline)
+        with pytest.raises(ValidationError, match="append_deadline_seconds"):
+            Settings(append_deadline_seconds=deadline)
+        assert Settings().append_deadline_seconds == appender_module.DEADLINE
