@@ -23,7 +23,8 @@ it passes, because the writer thread is held up (the store slow or unreachable, 
 process holding SQLite's writers' lock), is taken out of the queue, never recorded, and refused
 with 503 `append_timeout`. Its client then knows it was not stored, instead of giving up on a
 post that might still be recorded long after. A post the writer thread has taken gets its
-outcome, however long that takes.
+outcome, however long that takes. A request cancelled while its post is queued takes it back
+too.
 """
 
 from __future__ import annotations
@@ -105,15 +106,23 @@ class Appender:
             return await future
         finally:
             timer.cancel()
+            if future.cancelled():  # the request was cancelled: its post is not recorded
+                self._take_back(queued)
 
-    def _withdraw(self, queued: _Queued) -> None:
-        """At a post's deadline (in its event loop): refused, if the writer has not taken it."""
+    def _take_back(self, queued: _Queued) -> bool:
+        """Whether the post was still queued, and is no more (else the writer has taken it)."""
         with self._ready:
             try:
                 self._queue.remove(queued)
             except ValueError:
-                return  # taken by the writer thread: its outcome will come
+                return False
             self.withdrawn += 1
+            return True
+
+    def _withdraw(self, queued: _Queued) -> None:
+        """At a post's deadline (in its event loop): refused, if the writer has not taken it."""
+        if not self._take_back(queued):
+            return  # taken by the writer thread: its outcome will come
         if not queued.future.done():
             queued.future.set_exception(
                 ApiError(

@@ -9,6 +9,7 @@
 | Conflict                                 | 409    | its code                    |
 | VersionConflict                          | 412    | version_conflict            |
 | store unreachable                        | 503    | store_unavailable           |
+| a single post queued past its deadline   | 503    | append_timeout              |
 | anything else                            | 500    | internal_error              |
 
 Before the app reads a body, api/body.py refuses with the same shape: 401 unauthorized (no

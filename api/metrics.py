@@ -102,7 +102,7 @@ class _CommitCollector(Collector):
         )
         yield CounterMetricFamily(
             "csp_appender_withdrawn",
-            "Single posts refused at their deadline, never recorded",
+            "Single posts taken back before the writer took them (deadline or cancel)",
             value=self.appender.withdrawn,
         )
         yield GaugeMetricFamily(

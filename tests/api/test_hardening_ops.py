@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -233,27 +234,34 @@ class TestAPostHeldUpPastItsDeadline:
     def quick(self, store_env: dict[str, str], tmp_path: Path) -> Iterator[Api]:
         key = tmp_path / "ledger.key"
         Signer.generate(key)
-        yield from make_api(store_env, ledger_key=key, append_deadline_seconds=0.3)
+        yield from make_api(store_env, ledger_key=key, append_deadline_seconds=7.5)
 
     def test_the_post_is_refused_and_not_stored(self, quick):
         first, second = quick.new_migration(), quick.new_migration(tenant_id="b.onmicrosoft.com")
-        tracker = quick.tracker
-        answers: dict[str, object] = {}
+        tracker, appender = quick.tracker, quick.client.app.state.appender
+        assert appender.deadline == 7.5  # the setting
+        answers: dict[str, Any] = {}
 
-        def post(name: str, migration: dict) -> None:
-            answers[name] = quick.event(migration["id"], {"type": "note_added", "text": name})
+        def post(name: str, migration: dict) -> threading.Thread:
+            def send() -> None:
+                answers[name] = quick.event(migration["id"], {"type": "note_added", "text": name})
+
+            thread = threading.Thread(target=send)
+            thread.start()
+            return thread
 
         with tracker.commits.turn():
-            held = threading.Thread(target=post, args=("held", first))
-            held.start()
+            held = post("held", first)
             deadline = time.monotonic() + 10
             while tracker.commits.queued != 1:  # the writer's batch waits for the turn
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-            post("late", second)  # queued behind it: refused at its deadline
+            appender.deadline = 0.3  # only now: the held post is the writer's already
+            late = post("late", second)  # queued behind it: refused at its deadline
+            late.join(timeout=10)
+            assert not late.is_alive()
         held.join(timeout=10)
-        late = answers["late"]
-        assert late.status_code == 503
-        assert late.json()["error"] == "append_timeout"
+        assert answers["late"].status_code == 503
+        assert answers["late"].json()["error"] == "append_timeout"
         assert answers["held"].status_code == 201  # taken before its deadline: recorded
         assert tracker.get(UUID(second["id"])).version == second["version"]
