@@ -78,17 +78,23 @@ class Keys:
         )
 
 
+def run_apart(main: Any) -> Any:
+    """asyncio.run(main()) in a thread of its own (the suite's browser tests leave a loop
+    running in the main thread)."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(asyncio.run(main())))
+    thread.start()
+    thread.join(timeout=30)
+    return out[0]
+
+
 def send(appender: Appender, posts: list[Post]) -> list[Answer | BaseException]:
-    """Each post's answer or refusal, all posted at once (from an event loop of their own, in
-    a thread of its own: the suite's browser tests leave a loop running in the main thread)."""
+    """Each post's answer or refusal, all posted at once (from an event loop of their own)."""
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(appender.append(p) for p in posts), return_exceptions=True)
 
-    answers: list[Any] = []
-    thread = threading.Thread(target=lambda: answers.extend(asyncio.run(main())))
-    thread.start()
-    thread.join(timeout=30)
+    answers: list[Any] = run_apart(main)
     return answers
 
 
@@ -464,7 +470,7 @@ class TestAPostPastItsDeadline:
             outcome.extend(await asyncio.gather(task, return_exceptions=True))
 
         with behind_a_busy_writer(app, appender, keys.post(ids[0]), 0):
-            asyncio.run(cancelled())
+            run_apart(cancelled)
             assert appender.queued == 0 and appender.withdrawn == 1
         assert isinstance(outcome[0], asyncio.CancelledError)
         appender.close()
@@ -480,7 +486,7 @@ class TestAPostPastItsDeadline:
             live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
             return answers, len(live)
 
-        answers, live = asyncio.run(main())
+        answers, live = run_apart(main)
         assert [a.status for a in answers] == [201] * 3
         assert live == 0
         assert appender.withdrawn == 0
