@@ -13,25 +13,14 @@ import pytest
 from domain.application import SNAPSHOT_INTERVAL, Tracker, _fold
 from domain.commands import Command
 from domain.migration import Migration
-from tests.factories import ADMIN, SALES, record, start
+from tests.factories import ADMIN, record
+from tests.integration.test_tracker import request
 
 
 @pytest.fixture
 def app(tracker: Tracker) -> Tracker:
     tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
     return tracker
-
-
-def request(app: Tracker):
-    return start(
-        app,
-        SALES,
-        partner_id="fabrikam",
-        tenant_id="contoso.onmicrosoft.com",
-        customer_name="Contoso Ltd",
-        customer_region="europe",
-        channel="direct",
-    ).migration.id
 
 
 def note(app: Tracker, mid, text: str = "note"):
