@@ -81,7 +81,7 @@ class Appender:
         self._closed = False
         self.batches = 0  # batches the writer thread took, and the posts in them (/metrics)
         self.posts = 0
-        self.withdrawn = 0  # posts refused at their deadline, never recorded (/metrics)
+        self.withdrawn = 0  # posts taken back unrecorded: deadline, or request cancelled
         self._thread = threading.Thread(target=self._run, name="appender", daemon=True)
         self._thread.start()
 
