@@ -91,6 +91,7 @@ class TestGivenAMigrationOneEventBeforeASnapshot:
     def test_loading_through_the_snapshot_gives_the_stored_state(self, app, mid, store_env):
         note(app, mid, "the hundredth")
         note(app, mid, "one more")
+        assert [s.originator_version for s in app.snapshots.get(mid)] == [SNAPSHOT_INTERVAL]
         fresh = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": ""})
         try:
             assert fresh.repository.cache is None
