@@ -174,22 +174,19 @@ class Tracker(Application[UUID]):
         snapshotted as it stands in memory, the fold of the events just stored, instead of being
         read back from the store by `take_snapshot` (a snapshot and up to 99 events, inside
         the writer's save). Any other due snapshot is the library's."""
-        events = processing_event.events
-        due = [
-            e
+        events, saved = processing_event.events, processing_event.aggregates
+        due = {
+            id(e): saved[e.originator_id]
             for e in events
             if e.originator_version % SNAPSHOT_INTERVAL == 0
-            and isinstance(migration := processing_event.aggregates.get(e.originator_id), Migration)
-            and migration.version == e.originator_version
-        ]
+            and isinstance(saved.get(e.originator_id), Migration)
+            and saved[e.originator_id].version == e.originator_version
+        }
         if due and self.snapshots is not None:
             # The aggregate's Snapshot class, as the library's take_snapshot picks it.
-            self.snapshots.put(
-                [Migration.Snapshot.take(processing_event.aggregates[e.originator_id]) for e in due]
-            )
-            taken = {id(e) for e in due}
+            self.snapshots.put([Migration.Snapshot.take(m) for m in due.values()])
             rest: ProcessingEvent[UUID] = copy.copy(processing_event)
-            rest.events = [e for e in events if id(e) not in taken]
+            rest.events = [e for e in events if id(e) not in due]
             processing_event = rest
         super()._take_snapshots(processing_event)
 
