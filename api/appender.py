@@ -173,6 +173,15 @@ class Appender:
 
     def _record(self, posts: list[Post]) -> list[Answer | BaseException]:
         """Each post's answer or refusal, the batch recorded in one transaction."""
+        try:
+            # One look at the store's head for the whole batch: the keys' and the cached
+            # migrations' (domain.repository).
+            with self.tracker.repository.caught_up():
+                return self._record_caught_up(posts)
+        except STORE_ERRORS as failure:  # the store is down: every post's answer, at once
+            return [failure] * len(posts)
+
+    def _record_caught_up(self, posts: list[Post]) -> list[Answer | BaseException]:
         outcomes: list[Answer | BaseException | None] = [None] * len(posts)
         checked: list[tuple[int, Write]] = []
         principals: dict[str, Principal | ApiError] = {}  # one key lookup per key per batch

@@ -128,7 +128,8 @@ class KeyCache:
     def _follow(self, tracker: Tracker) -> int:
         """The store's head, once every key event up to it has been accounted for."""
         recorder = tracker.recorder
-        head = recorder.max_notification_id() or 0
+        # Inside a batch that followed the log (the appender's), the head it read.
+        head = tracker.repository.head()
         with self._lock:
             seen = self._seen
             if seen is None:  # the first lookup: nothing loaded before it is trusted

@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
     Recording,
     Transcoding,
 )
+from eventsourcing.utils import strtobool
 
 from domain.chain import ChainingMapper, saving
 from domain.commands import Clock, Command, system_clock
@@ -40,6 +41,7 @@ from domain.locks import KeyedLocks
 from domain.migration import Migration
 from domain.offers import Catalogue, shipped
 from domain.partner import Partner, TenantClaim
+from domain.repository import FollowingRepository
 from domain.state import MigrationState, StaleState
 
 
@@ -109,8 +111,8 @@ class Tracker(Application[UUID]):
     """The CSP migration tracker. Keep one instance alive per process."""
 
     name = "csp_tracker"
-    # Commands reload their aggregate; the library's LRU cache (fast-forwarded from the store
-    # on every get, so several processes stay consistent) spares replaying every event.
+    # Commands reload their aggregate; the library's LRU cache spares replaying every event,
+    # kept current with other processes' writes by following the log (domain.repository).
     env = {"AGGREGATE_CACHE_MAXSIZE": "10000"}
     snapshotting_intervals = {Migration: SNAPSHOT_INTERVAL}
 
@@ -155,18 +157,45 @@ class Tracker(Application[UUID]):
                 self.commits.store_lock = lock
         return EventStore(mapper=self.mapper, recorder=self.commits)
 
+    def construct_repository(self) -> FollowingRepository:
+        # The library's repository and settings, except that the cache follows the log instead
+        # of querying the store on every get (AGGREGATE_CACHE_FASTFORWARD does not apply).
+        size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return FollowingRepository(
+            recorder=self.recorder,
+            mapper=self.mapper,
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(size) if size else None,
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+        )
+
+    @property
+    def repository(self) -> FollowingRepository:
+        return cast(FollowingRepository, self._repository)
+
     def close(self) -> None:
         super().close()
         if isinstance(self.commits.store_lock, FileLock):
             self.commits.store_lock.close()
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        with saving() as links:
-            recordings = super()._record(processing_event)
+        saved = processing_event.aggregates
+        generation = self.repository.began()
+        try:
+            with saving() as links:
+                recordings = super()._record(processing_event)
+        except Exception:
+            # Nothing of it is in the cache; what is there may be what the store moved past
+            # (another writer's events collided with these): read it again next time.
+            self.repository.evict(list(saved))
+            raise
         # The saved migrations now end at the links their last events were stored with.
-        for aggregate_id, aggregate in processing_event.aggregates.items():
+        for aggregate_id, aggregate in saved.items():
             if isinstance(aggregate, Migration) and aggregate_id in links:
                 aggregate._chain_head = links[aggregate_id]
+        self.repository.noted(recordings)
+        self.repository.saved(generation, saved)
         return recordings
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
@@ -232,9 +261,10 @@ class Tracker(Application[UUID]):
 
     def get_partner(self, partner_id: str) -> Partner:
         try:
-            return self.repository.get(Partner.key(partner_id))
+            partner: Partner = self.repository.get(Partner.key(partner_id))
         except AggregateNotFoundError:
             raise NotFound("unknown_partner", f"partner {partner_id!r} is not registered") from None
+        return partner
 
     # -- commands: one path for every event ------------------------------------------------
     def start(self, ctx: Context, command: Command) -> Recorded:
@@ -314,7 +344,8 @@ class Tracker(Application[UUID]):
         migration at, as the items before it left it (`execute`'s `expected_version`): at
         another, the item is refused with a VersionConflict."""
         wanted = list(expected) if expected is not None else [None] * len(items)
-        with self._writing.holding(item[0] for item in items):
+        # The cache is brought up to the store's head once for all the items.
+        with self._writing.holding(item[0] for item in items), self.repository.caught_up():
             outcomes, aggregates, first = self._decide_each(items, decided, wanted)
             if not first:
                 return outcomes  # every item refused: nothing to save

@@ -1,0 +1,216 @@
+"""The aggregate cache follows the notification log (domain.repository), on both stores.
+
+Given migrations cached in this process, when this process or another one stores events, then
+the next command here decides on everything stored before it began, and the store is asked only
+for its head unless another writer stored something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from domain import repository as following
+from domain.application import Tracker, _fold
+from domain.commands import Command
+from domain.errors import DomainError
+from domain.migration import Migration
+from tests.factories import ADMIN, record
+from tests.integration.test_tracker import request
+
+
+@pytest.fixture
+def app(tracker: Tracker) -> Tracker:
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    return tracker
+
+
+@pytest.fixture
+def other(app: Tracker, store_env: dict[str, str]) -> Iterator[Tracker]:
+    """Another process's tracker on the same store."""
+    tracker = Tracker(env=store_env)
+    yield tracker
+    tracker.close()
+
+
+def note(app: Tracker, mid, text: str = "note"):
+    return record(app, "note_added", mid, ADMIN, text=text)
+
+
+def stored(app: Tracker, mid) -> Migration:
+    """The migration folded from its stored events alone."""
+    return _fold(None, app.events.get(mid))
+
+
+def cached(app: Tracker, mid) -> Any:
+    assert app.repository.cache
+    try:
+        return app.repository.cache.get(mid)
+    except KeyError:
+        return None
+
+
+@pytest.fixture
+def reads(app: Tracker, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The store reads the command path makes: "head", "log", "events" (an aggregate's)."""
+    calls: list[str] = []
+    recorder = app.recorder
+    for name, label in (
+        ("max_notification_id", "head"),
+        ("select_notifications", "log"),
+        ("select_events", "events"),
+    ):
+        real = getattr(recorder, name)
+
+        def spy(*a: Any, _real: Any = real, _label: str = label, **k: Any) -> Any:
+            calls.append(_label)
+            return _real(*a, **k)
+
+        monkeypatch.setattr(recorder, name, spy)
+    return calls
+
+
+class TestGivenMigrationsThisProcessSaved:
+    def test_a_command_reads_only_the_head(self, app, reads):
+        mid = request(app)
+        note(app, mid)
+        reads.clear()
+        done = note(app, mid, "again")
+        assert reads == ["head"]
+        assert done.migration.version == 3
+        assert app.repository.looks == 0
+
+    def test_a_batch_of_commands_reads_the_head_once(self, app, reads):
+        mids = [request(app, tenant=f"t{i}.onmicrosoft.com") for i in range(3)]
+        reads.clear()
+        outcomes = app.execute_each(
+            [(mid, ADMIN, Command("note_added", {"text": "n"})) for mid in mids]
+        )
+        assert all(isinstance(o, list) for o in outcomes)
+        assert reads == ["head"]
+
+    def test_the_cache_holds_a_copy_of_what_was_saved(self, app):
+        mid = request(app)
+        done = note(app, mid)
+        assert cached(app, mid) is not done.migration
+        assert cached(app, mid).state == done.migration.state
+        assert cached(app, mid)._chain_head == stored(app, mid)._chain_head
+
+
+class TestGivenAnotherProcessStoredEventsOfACachedMigration:
+    @pytest.fixture
+    def mid(self, app, other):
+        mid = request(app)
+        note(app, mid, "here")
+        note(other, mid, "elsewhere")
+        return mid
+
+    def test_the_next_command_decides_on_them(self, app, mid, reads):
+        done = note(app, mid, "here again")
+        assert reads[:2] == ["head", "log"]  # their events from the log, in one read
+        assert "events" not in reads  # not the migration's own events
+        assert done.migration.version == 4
+        assert done.migration.state == stored(app, mid).state
+        assert done.migration._chain_head == stored(app, mid)._chain_head
+
+    def test_a_read_sees_them(self, app, mid):
+        assert app.get(mid).state.notes == 2
+        assert app.get(mid).state == stored(app, mid).state
+
+    def test_an_if_match_on_their_version_is_met(self, app, mid):
+        done = record(app, "note_added", mid, ADMIN, expected_version=3, text="on theirs")
+        assert done.migration.version == 4
+
+    def test_events_that_do_not_follow_on_evict_it(self, app, mid):
+        # This process's copy at 1: the log's next event of it (3) does not follow on.
+        app.repository.cache.put(mid, _fold(None, app.events.get(mid, lte=1)))
+        app.repository.follow()
+        assert cached(app, mid) is None
+        assert app.get(mid).version == 3
+
+
+class TestGivenAStaleCopyInTheCache:
+    """What the log cannot tell: a copy cached although the store moved past it (another
+    writer's save between this process's look at the head and its command)."""
+
+    @pytest.fixture
+    def mid(self, app, other):
+        mid = request(app)
+        note(app, mid)
+        stale = cached(app, mid)
+        note(other, mid, "elsewhere")
+        app.repository.follow()
+        app.repository.cache.put(mid, stale)  # as if put after the look
+        return mid
+
+    def test_a_command_without_if_match_is_decided_again_on_the_store(self, app, mid):
+        done = note(app, mid, "here")
+        assert done.migration.version == 4
+        assert stored(app, mid).state.notes == 3
+
+    def test_a_batch_collides_then_records_each_alone(self, app, mid):
+        [outcome] = app.execute_each([(mid, ADMIN, Command("note_added", {"text": "b"}))])
+        assert isinstance(outcome, list)
+        assert stored(app, mid).version == 4
+
+
+class TestGivenALookDuringALoad:
+    def test_a_get_that_overlaps_a_change_to_its_aggregate_reads_again(
+        self, app, other, monkeypatch
+    ):
+        mid = request(app)
+        app.repository.evict(mid)
+        reconstruct = app.repository._reconstruct_aggregate
+        calls = []
+
+        def overtaken(*a: Any, **k: Any) -> Any:
+            loaded = reconstruct(*a, **k)  # the store as it was
+            if not calls:
+                note(other, mid, "meanwhile")
+                app.repository.follow()  # the look finds it not cached yet
+            calls.append(loaded.version)
+            return loaded
+
+        monkeypatch.setattr(app.repository, "_reconstruct_aggregate", overtaken)
+        assert app.get(mid).version == 2
+        assert calls == [1, 2]
+
+    def test_a_save_that_overlaps_a_change_to_its_aggregate_leaves_it_out(
+        self, app, other, monkeypatch
+    ):
+        mid = request(app)
+        noted = app.repository.noted
+
+        def overtaken(recordings: Any) -> None:
+            if any(r.notification.originator_id == mid for r in recordings):
+                monkeypatch.setattr(app.repository, "noted", noted)
+                note(other, mid, "right after")
+                app.repository.follow()  # our save's event is not noted yet
+            noted(recordings)
+
+        monkeypatch.setattr(app.repository, "noted", overtaken)
+        note(app, mid, "here")
+        assert cached(app, mid) is None
+        assert app.get(mid).version == 3
+
+
+class TestGivenAnotherProcessWroteALot:
+    def test_the_cache_is_emptied_instead_of_followed(self, app, other, monkeypatch, reads):
+        monkeypatch.setattr(following, "CLEAR_ABOVE", 2)
+        mid = request(app)
+        for i in range(3):
+            note(other, mid, f"n{i}")
+        reads.clear()
+        assert app.get(mid).version == 4
+        assert "log" not in reads
+
+
+class TestGivenACommandRefused:
+    def test_the_cached_copy_is_untouched(self, app):
+        mid = request(app)
+        before = cached(app, mid).state
+        with pytest.raises(DomainError):
+            record(app, "note_added", mid, ADMIN, expected_version=7, text="late")
+        assert cached(app, mid).state == before
