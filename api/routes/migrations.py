@@ -22,6 +22,7 @@ from api.deps import (
     PresentedKey,
     QueriesDep,
     TrackerDep,
+    correlation_of,
     own_migration,
 )
 from api.errors import ApiError, errors_for
@@ -202,7 +203,6 @@ async def record_event(
         ),
     ],
     key: PresentedKey,
-    correlation_id: CorrelationId,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
     prefer: Prefer = None,
@@ -211,6 +211,9 @@ async def record_event(
     `details.index`); the response holds every stored event (incl. migration_completed), and
     the migration's state unless `Prefer: return=minimal`."""
     minimal = prefers_minimal(prefer)
+    # Read here rather than as a dependency (CorrelationId): each dependency costs FastAPI a
+    # round of solving per request, and this is the route partner tools call most.
+    correlation_id = correlation_of(request)
     if isinstance(body, list):  # an array: in a worker thread, atomically
         answer = await run_in_threadpool(
             _record_array,
