@@ -67,10 +67,12 @@ class KeyCache:
     A key revoked (or issued) by another process, such as `csp-tracker keys revoke`, takes
     effect at the very next request all the same: each entry remembers the store's head (its
     highest notification id) read before the key was loaded, and every lookup reads the head
-    again (one indexed query). When the head has moved, the events since the last look are
-    searched once, for this whole process, for key events (`_KEY_TOPICS`: a range of the
-    notification id index, filtered by topic, usually a few rows). An entry loaded before the
-    newest key event seen is loaded again from the store.
+    again (one indexed query; in an appender batch, the head the batch read when it began). When
+    the head has moved, the events since the last look are searched once, for this whole
+    process, for key events (`_KEY_TOPICS`: a range of the notification id index, filtered by
+    topic, usually a few rows). An entry loaded before the newest key event seen is loaded again
+    through the tracker's repository, whose cache has applied the other processes' events up to
+    a head read after it (domain.repository).
 
     The search is skipped when every event since the last look was written by this process and
     is not a key event (`on_saved`, the tracker's hook, reports them after each commit): under a

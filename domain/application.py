@@ -160,6 +160,12 @@ class Tracker(Application[UUID]):
     def construct_repository(self) -> FollowingRepository:
         # The library's repository and settings, except that the cache follows the log instead
         # of querying the store on every get (AGGREGATE_CACHE_FASTFORWARD does not apply).
+        if getattr(getattr(self.recorder, "datastore", None), "enable_db_functions", False):
+            # They insert without the table lock that keeps the log in commit order.
+            raise ValueError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported: the aggregate cache follows "
+                "the notification log, which must list events in the order they committed"
+            )
         size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
         return FollowingRepository(
             recorder=self.recorder,
@@ -180,20 +186,27 @@ class Tracker(Application[UUID]):
             self.commits.store_lock.close()
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        saved = processing_event.aggregates
+        # The library's _record, without its put of the saved aggregates in the cache: the
+        # repository caches copies, never older than what it holds (domain.repository).
+        stored = {e.originator_id for e in processing_event.events}
+        saved = [a for i, a in processing_event.aggregates.items() if i in stored]
         generation = self.repository.began()
         try:
             with saving() as links:
-                recordings = super()._record(processing_event)
+                recordings = self.events.put(
+                    processing_event.events,
+                    tracking=processing_event.tracking,
+                    **processing_event.saved_kwargs,
+                )
         except Exception:
-            # Nothing of it is in the cache; what is there may be what the store moved past
-            # (another writer's events collided with these): read it again next time.
-            self.repository.evict(list(saved))
+            # What is cached of them may be what the store has moved past (another writer's
+            # events collided with these): read them again next time.
+            self.repository.evict(list(processing_event.aggregates))
             raise
         # The saved migrations now end at the links their last events were stored with.
-        for aggregate_id, aggregate in saved.items():
-            if isinstance(aggregate, Migration) and aggregate_id in links:
-                aggregate._chain_head = links[aggregate_id]
+        for aggregate in saved:
+            if isinstance(aggregate, Migration) and aggregate.id in links:
+                aggregate._chain_head = links[aggregate.id]
         self.repository.noted(recordings)
         self.repository.saved(generation, saved)
         return recordings

@@ -8,27 +8,34 @@ when the process is the store's only writer, and wrong otherwise. Ours is not al
 one: several `csp-tracker serve` processes may share a store, and the CLI writes keys and
 partners into a running server's store.
 
-`FollowingRepository` is the library's repository with `fastforward` off, plus what makes that
-right with other writers: before a `get`, it reads the store's head (its highest notification
-id). When every notification since the last look was written by this process (`noted`, from each
-save's recordings), the cache is current and nothing else is read. Otherwise it reads those
-notifications once, in one query, and applies each other writer's events to the cached
-aggregate they belong to (or evicts it when they do not follow on from its version). A batch of
-commands follows the log once for all of them (`caught_up`).
+`FollowingRepository` keeps the library's cache, its loading (`_reconstruct_aggregate`: the
+newest snapshot, then the events after it) and its copy per caller, and replaces how the cache
+stays current:
 
-A saved aggregate is cached as a copy (the library caches the caller's object, which the caller
-may go on changing), with the stream link its save ended at (domain.chain).
+- Before a `get` it reads the store's head (its highest notification id). The notifications
+  since the last look that this process did not write (`noted`, from each save's recordings)
+  are read from the log in one query, and each event is applied to the cached aggregate it
+  belongs to; one that does not follow on from the cached version evicts it. When every
+  notification since the last look is this process's own, nothing else is read. (A gap in the
+  ids, which PostgreSQL leaves for each rolled-back insert, costs one read of the log that finds
+  nothing.) A batch of commands looks once for all of them (`caught_up`).
+- A save caches a copy of each aggregate it stored events of (`saved`; the Tracker's `_record`
+  leaves out the library's put of the caller's own object, which the caller may go on changing).
+- Every put keeps the cache moving forward: under one lock, an aggregate never replaces a
+  cached one of the same or a higher version, and an aggregate loaded or saved while a look
+  changed it (each change is numbered, `_generation`) is not put at all: the look may have
+  applied events the loaded one lacks, or found it absent. A load that overlapped such a change
+  is read again.
+- A save that fails drops its aggregates from the cache, so that a retry reads them again.
 
-A command that decides on a cached aggregate another process has just moved on still cannot
-store anything stale: its save collides with the newer version in the store (optimistic
-concurrency, as with the library's fast-forward, whose query can be overtaken the same way), and
-a save that fails drops its aggregates from the cache, so that a retry reads them again.
+A command that decides on a cached aggregate another process moves on a moment later still
+cannot store anything stale: its save collides with the newer version (optimistic concurrency,
+as with the library's fast-forward, whose query can be overtaken the same way).
 
-One race is particular to this scheme: a `get` that loads an aggregate from the store (a cache
-miss), or a save that puts its aggregate in the cache, may put it there just after a look at the
-log has applied another writer's newer events to it (or found it absent). Every change the look
-makes is numbered (`_generation`); a `get` or a save that overlaps a change to its aggregate
-drops what it put in the cache, and the `get` reads it again.
+The log must list events in the order they committed, which the library's recorders ensure:
+SQLite has one writer at a time, and the PostgreSQL recorder locks the table for each insert.
+Its optional database functions (POSTGRES_ENABLE_DB_FUNCTIONS) insert without that lock: a look
+could pass an id that commits later, so the Tracker refuses them.
 """
 
 from __future__ import annotations
@@ -36,19 +43,19 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import Cache, LRUCache, Repository
+from eventsourcing.application import Cache, LRUCache, Repository, project_aggregate
 from eventsourcing.domain import CanMutateProtocol
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, Recording
 
 # Notifications since the last look above which the cache is emptied rather than followed (a
 # process that was idle while another wrote a lot).
 CLEAR_ABOVE = 10_000
-# The changes remembered for overlapping gets and saves; one older than these is taken as
+# The changes remembered for overlapping loads and saves; one older than these is taken as
 # overlapping (the aggregate is read again: correct, only slower).
 REMEMBERED = 256
 
@@ -60,35 +67,55 @@ class FollowingRepository(Repository[UUID]):
         super().__init__(fastforward=False, **kwargs)
         self.recorder = recorder
         self.mapper = mapper
-        self._lock = threading.Lock()  # one look at a time; guards everything below
+        # Guards the cache's contents and everything below; never held across I/O.
+        self._lock = threading.Lock()
+        # One reader of the log at a time (held across its query, before `_lock`).
+        self._looking = threading.Lock()
         # Other writers' events are applied up to this notification id (None: not looked yet).
         self._seen: int | None = None
         # Ids above `_seen` of this process's own saves.
         self._own: set[int] = set()
-        # Each change to the cache made by a look (ids, None for all), numbered.
+        # Each change to the cache made by a look (the ids, None for all), numbered.
         self._generation = 0
         self._changes: deque[tuple[int, frozenset[UUID] | None]] = deque(maxlen=REMEMBERED)
         self._local = threading.local()
-        self.looks = 0  # how often the log was read for other writers' events (for tests)
+        self.looks = 0  # how often the log was read for other writers' events
 
     # -- the library's interface -------------------------------------------------------------
-    def get(self, aggregate_id: UUID, *, version: int | None = None, **kwargs: Any) -> Any:
+    def get(
+        self,
+        aggregate_id: UUID,
+        *,
+        version: int | None = None,
+        projector_func: Any = project_aggregate,
+        fastforward_skipping: bool = False,
+        deepcopy_from_cache: bool = True,
+    ) -> Any:
         if version is not None or not self.cache:
-            return super().get(aggregate_id, version=version, **kwargs)
+            return super().get(aggregate_id, version=version, projector_func=projector_func)
         if not getattr(self._local, "caught_up", False):
             self.follow()
         while True:
             generation = self._generation
-            aggregate = super().get(aggregate_id, **kwargs)
-            if not self._changed_since(generation, aggregate_id):
-                return aggregate
-            self.evict(aggregate_id)  # it may have been put there stale: read it again
+            try:
+                aggregate = self.cache.get(aggregate_id)
+            except KeyError:
+                loaded = self._reconstruct_aggregate(aggregate_id, None, projector_func)
+                kept = self._keep(aggregate_id, loaded, generation)
+                if kept is None:
+                    continue  # a look changed it meanwhile: read it again
+                aggregate = kept
+            if deepcopy_from_cache and self.deepcopy_from_cache:
+                aggregate = copy.deepcopy(aggregate)
+            return aggregate
 
     # -- following the log -------------------------------------------------------------------
     @contextmanager
     def caught_up(self) -> Iterator[None]:
-        """Follow the log once; `get`s in this thread inside the block do not look again (a
-        batch of commands, decided together on what the store held when it began)."""
+        """Follow the log once; `get`s in this thread inside the block do not look again: a
+        batch of commands is decided on what the store held when it began, at least (an
+        aggregate read from the store inside it, or moved on by another thread's look, may be
+        newer)."""
         if getattr(self._local, "caught_up", False):
             yield
             return
@@ -108,33 +135,41 @@ class FollowingRepository(Repository[UUID]):
     def follow(self) -> int:
         """Bring the cache up to the store's head, and return it: apply the events other
         writers stored since the last look to the cached aggregates they belong to."""
-        with self._lock:
-            head = self.recorder.max_notification_id() or 0
-            seen = self._start(head)
-            if head == seen:
-                return head
-            if head < seen or head - seen > CLEAR_ABOVE:  # a store emptied, or a long way off
-                self._clear_all(head)
-                return head
-            own = self._own
-            others = (head - seen) - sum(1 for i in own if i <= head)
-            self._own = {i for i in own if i > head}
-            self._seen = head
-            if not others:
-                return head
-            self.looks += 1
+        head = self.recorder.max_notification_id() or 0
+        if not self.cache:
+            return head
+        with self._looking:
+            with self._lock:
+                seen = self._start(head)
+                if head <= seen:  # another thread looked as far since this one read the head
+                    return head
+                if head - seen > CLEAR_ABOVE:
+                    self._clear_all(head)
+                    return head
+                own = {i for i in self._own if i <= head}
+                if len(own) == head - seen:  # all of them this process's own
+                    self._accounted(head)
+                    return head
+            # Only then is the log read, outside `_lock`: loads, saves and other threads'
+            # looks that need no read go on meanwhile. Should it fail, nothing is accounted
+            # for: the next look reads the same notifications.
             notifications = self.recorder.select_notifications(
                 seen, limit=head - seen, stop=head, inclusive_of_start=False
             )
-            theirs: dict[UUID, list[Notification]] = {}
-            for n in notifications:
-                if n.id not in own:
-                    theirs.setdefault(_uuid(n.originator_id), []).append(n)
-            self._apply(theirs)
-            return head
+            with self._lock:
+                theirs: dict[UUID, list[Notification]] = {}
+                for n in notifications:
+                    if n.id not in self._own:
+                        theirs.setdefault(_uuid(n.originator_id), []).append(n)
+                self.looks += 1
+                self._apply(theirs)
+                self._accounted(head)
+        return head
 
     def noted(self, recordings: Iterable[Recording[UUID]]) -> None:
         """This process's save stored these: a look at the log need not read them."""
+        if not self.cache:
+            return
         with self._lock:
             if self._seen is None:
                 return
@@ -143,33 +178,53 @@ class FollowingRepository(Repository[UUID]):
 
     def began(self) -> int:
         """Before a save: the change number to pass to `saved`. Starts following the log if
-        nothing did yet, so that what the save puts in the cache is followed from then on."""
-        with self._lock:
-            if self._seen is None:
-                self._start(self.recorder.max_notification_id() or 0)
-            return self._generation
+        nothing did yet, so that what the save caches is followed from then on."""
+        if not self.cache:
+            return 0
+        if self._seen is None:
+            head = self.recorder.max_notification_id() or 0
+            with self._lock:
+                self._start(head)
+        return self._generation
 
-    def saved(self, generation: int, aggregates: Mapping[UUID, Any]) -> None:
-        """After a save that put these aggregates in the cache: keep a copy of each instead
-        (the caller keeps the aggregate it saved, and may change it), except of those a look
-        changed meanwhile, which are dropped (the save may have put a version older than the one
-        the look applied)."""
+    def saved(self, generation: int, aggregates: Sequence[Any]) -> None:
+        """After a save: cache a copy of each aggregate it stored events of (the caller keeps
+        the aggregate it saved)."""
         if not self.cache:
             return
-        for aggregate_id, aggregate in aggregates.items():
-            if self._changed_since(generation, aggregate_id):
-                self.evict(aggregate_id)
-            else:
-                self.cache.put(aggregate_id, copy.deepcopy(aggregate))
+        for aggregate in aggregates:
+            self._keep(aggregate.id, copy.deepcopy(aggregate), generation, evict=True)
 
     def evict(self, aggregate_ids: UUID | Sequence[UUID]) -> None:
         if not self.cache:
             return
-        for aggregate_id in [aggregate_ids] if isinstance(aggregate_ids, UUID) else aggregate_ids:
-            with suppress(KeyError):
-                self.cache.get(aggregate_id, evict=True)
+        ids = [aggregate_ids] if isinstance(aggregate_ids, UUID) else aggregate_ids
+        with self._lock:
+            for aggregate_id in ids:
+                with suppress(KeyError):
+                    self.cache.get(aggregate_id, evict=True)
 
-    # -- inside a look (holding the lock) ------------------------------------------------------
+    # -- the cache's contents --------------------------------------------------------------------
+    def _keep(
+        self, aggregate_id: UUID, aggregate: Any, generation: int, evict: bool = False
+    ) -> Any:
+        """Put `aggregate`, unless the cache holds one as new or newer (that one is returned),
+        or a look changed it since `generation` (None is returned, and with `evict` the cached
+        one is dropped too: a save's aggregate may be older than the events the look applied)."""
+        assert self.cache
+        with self._lock:
+            if self._changed_since(generation, aggregate_id):
+                if evict:
+                    with suppress(KeyError):
+                        self.cache.get(aggregate_id, evict=True)
+                return None
+            with suppress(KeyError):
+                cached = self.cache.get(aggregate_id)
+                if cached.version >= aggregate.version:
+                    return cached
+            self.cache.put(aggregate_id, aggregate)
+            return aggregate
+
     def _start(self, head: int) -> int:
         if self._seen is None:
             # Nothing is cached from before the first look: what is in the store up to now will
@@ -177,18 +232,21 @@ class FollowingRepository(Repository[UUID]):
             self._seen = head
         return self._seen
 
+    def _accounted(self, head: int) -> None:
+        self._seen = head
+        self._own = {i for i in self._own if i > head}
+
     def _clear_all(self, head: int) -> None:
-        # A new cache: the library's LRUCache.clear() empties its recency list, not its entries.
         self._changed(None)
+        # A new cache: the library's LRUCache.clear() empties its recency list, not its entries.
         old = self.cache
         self.cache = LRUCache(maxsize=old.maxsize) if isinstance(old, LRUCache) else Cache()
-        self._own = set()
-        self._seen = head
+        self._accounted(head)
 
     def _apply(self, theirs: dict[UUID, list[Notification]]) -> None:
         assert self.cache
-        # Numbered before the cache changes: a get or a save that read the number earlier sees
-        # the change, and one that reads it later started after the look began.
+        # Numbered before the cache changes: a load or a save that read the number earlier
+        # sees the change.
         self._changed(frozenset(theirs))
         for aggregate_id, notifications in theirs.items():
             try:
@@ -198,8 +256,10 @@ class FollowingRepository(Repository[UUID]):
             try:
                 aggregate: Any = copy.deepcopy(cached)
                 for n in notifications:
+                    if n.originator_version <= aggregate.version:
+                        continue  # already in it (cached by a save after the look began)
                     if n.originator_version != aggregate.version + 1:
-                        break  # not the next event (ours not noted yet, say): leave it out
+                        break  # not the next event: leave it out of the cache
                     event = cast("CanMutateProtocol[Any]", self.mapper.to_domain_event(n))
                     aggregate = event.mutate(aggregate)
                 else:
@@ -213,9 +273,8 @@ class FollowingRepository(Repository[UUID]):
 
     def _changed_since(self, generation: int, aggregate_id: UUID) -> bool:
         if generation == self._generation:
-            return False  # the common case, without the lock
-        with self._lock:
-            changes = list(self._changes)
+            return False
+        changes = self._changes
         if not changes or changes[0][0] > generation + 1:
             return True  # older than what is remembered
         return any(

@@ -2,17 +2,30 @@
 
 Given migrations cached in this process, when this process or another one stores events, then
 the next command here decides on everything stored before it began, and the store is asked only
-for its head unless another writer stored something.
+for its head unless another writer stored something (or an insert rolled back, leaving a gap).
+Loads, saves and looks that overlap in this process's threads never leave an older aggregate
+in the cache than the store holds.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
+from api.deps import KeyCache
 from domain import repository as following
+from domain.access import (
+    ApiKey,
+    authenticate,
+    end_sessions,
+    issue_key,
+    revoke_key,
+    token_hash,
+)
 from domain.application import Tracker, _fold
 from domain.commands import Command
 from domain.errors import DomainError
@@ -214,3 +227,131 @@ class TestGivenACommandRefused:
         with pytest.raises(DomainError):
             record(app, "note_added", mid, ADMIN, expected_version=7, text="late")
         assert cached(app, mid).state == before
+
+
+def _before_load_ends(app: Tracker, monkeypatch, meanwhile) -> None:
+    """Run `meanwhile` in another thread once, after this thread's next load from the store read
+    the aggregate and before it is cached."""
+    reconstruct = app.repository._reconstruct_aggregate
+    armed = [True]
+
+    def overtaken(*a: Any, **k: Any) -> Any:
+        loaded = reconstruct(*a, **k)
+        if armed and threading.current_thread() is threading.main_thread():
+            armed.clear()
+            writer = threading.Thread(target=meanwhile)
+            writer.start()
+            writer.join()
+        return loaded
+
+    monkeypatch.setattr(app.repository, "_reconstruct_aggregate", overtaken)
+
+
+class TestGivenThreadsOfThisProcess:
+    """A read (a GET's thread) that loads a migration while the writer thread saves it."""
+
+    @pytest.fixture
+    def mid(self, app, monkeypatch):
+        mid = request(app)
+        note(app, mid)
+        app.repository.evict(mid)  # not cached: the read loads it
+        _before_load_ends(app, monkeypatch, lambda: note(app, mid, "writer"))
+        return mid
+
+    def test_the_older_load_does_not_replace_the_save(self, app, mid):
+        assert app.get(mid).version == 3  # the newer, cached meanwhile, is the answer
+        assert app.get(mid).version == 3
+        assert cached(app, mid).state == stored(app, mid).state
+
+    def test_an_if_match_on_the_saved_version_is_met(self, app, mid):
+        app.get(mid)
+        done = record(app, "note_added", mid, ADMIN, expected_version=3, text="on it")
+        assert done.migration.version == 4
+
+    def test_a_key_signed_out_meanwhile_stays_signed_out(self, app, monkeypatch):
+        token = issue_key(app, "k1", "account_admin", "fabrikam").token
+        app.repository.evict(ApiKey.key(token_hash(token)))
+        _before_load_ends(app, monkeypatch, lambda: end_sessions(app, token, app.clock()))
+        authenticate(app, token)
+        key = authenticate(app, token)
+        assert key is not None and key.sessions_ended_at is not None
+
+
+class TestGivenASaveOvertakenByALook:
+    def test_the_save_leaves_it_out_and_the_next_get_reads_the_store(self, app, other, monkeypatch):
+        mid = request(app)
+        note(app, mid)
+        keep = app.repository._keep
+
+        def overtaken(aggregate_id: Any, *a: Any, **k: Any) -> Any:
+            if aggregate_id == mid and k.get("evict"):
+                monkeypatch.setattr(app.repository, "_keep", keep)
+                note(other, mid, "right after")
+                looking = threading.Thread(target=app.repository.follow)  # a GET's look
+                looking.start()
+                looking.join()
+            return keep(aggregate_id, *a, **k)
+
+        monkeypatch.setattr(app.repository, "_keep", overtaken)
+        note(app, mid, "here")
+        assert stored(app, mid).version == 4
+        assert app.get(mid).version == 4
+
+
+class TestGivenTheLogCannotBeReadForAMoment:
+    @pytest.fixture
+    def blip(self, app, monkeypatch):
+        """The repository's next read of the log fails (a dropped connection)."""
+        read = app.recorder.select_notifications
+        failed: list[bool] = []
+
+        def flaky(*a: Any, **k: Any) -> Any:
+            if not failed and not k.get("topics"):
+                failed.append(True)
+                raise OperationalError("connection dropped")
+            return read(*a, **k)
+
+        monkeypatch.setattr(app.recorder, "select_notifications", flaky)
+        return failed
+
+    def test_the_next_look_reads_the_same_notifications(self, app, other, blip):
+        mid = request(app)
+        note(app, mid)
+        note(other, mid, "elsewhere")
+        with pytest.raises(OperationalError):
+            app.get(mid)
+        assert app.get(mid).version == 3
+
+    def test_a_key_revoked_by_another_process_stays_revoked(self, app, other, blip):
+        keys = KeyCache()
+        token = issue_key(app, "k1", "account_admin", "fabrikam").token
+        assert keys.get(app, token) is not None
+        revoke_key(other, "k1")  # `csp-tracker keys revoke`
+        with pytest.raises(OperationalError):
+            keys.get(app, token)
+        assert keys.get(app, token) is None
+
+
+class TestGivenNoCache:
+    @pytest.fixture
+    def uncached(self, store_env):
+        tracker = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": ""})
+        tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+        yield tracker
+        tracker.close()
+
+    def test_a_batch_after_another_writer_decides_on_the_store(
+        self, uncached, store_env, monkeypatch
+    ):
+        monkeypatch.setattr(following, "CLEAR_ABOVE", 1)
+        other = Tracker(env=store_env)
+        try:
+            mid = request(uncached)
+            uncached.execute_each([(mid, ADMIN, Command("note_added", {"text": "a"}))])
+            for i in range(3):
+                note(other, mid, f"elsewhere {i}")
+            [outcome] = uncached.execute_each([(mid, ADMIN, Command("note_added", {"text": "b"}))])
+        finally:
+            other.close()
+        assert isinstance(outcome, list) and outcome[0].originator_version == 6
+        assert uncached.repository.cache is None
