@@ -355,3 +355,11 @@ class TestGivenNoCache:
             other.close()
         assert isinstance(outcome, list) and outcome[0].originator_version == 6
         assert uncached.repository.cache is None
+
+
+def test_postgres_database_functions_are_refused(store_env):
+    """They insert without the table lock that keeps the log in the order events committed."""
+    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        pytest.skip("PostgreSQL only")
+    with pytest.raises(ValueError, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
+        Tracker(env={**store_env, "POSTGRES_ENABLE_DB_FUNCTIONS": "y"})
