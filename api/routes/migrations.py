@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api import render
+from api import headers, render
 from api.answers import JSONAnswer
 from api.appender import Post
 from api.deps import (
@@ -26,6 +26,7 @@ from api.deps import (
     own_migration,
 )
 from api.errors import ApiError, errors_for
+from api.headers import WriteHeaders
 from api.idempotent import Answer, event_request_hash, once, request_hash
 from api.routes.audit import (
     DATE_RULE,
@@ -39,7 +40,6 @@ from api.routes.audit import (
 )
 from api.schemas import (
     HEADER_TEXT_PATTERN,
-    IF_MATCH_PATTERN,
     NO_NUL,
     AuditPage,
     EventsIn,
@@ -64,33 +64,12 @@ Order = Annotated[
     Literal["asc", "desc"], Query(description="By position: oldest first (asc) or newest first")
 ]
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        description='The version you last saw (the ETag), bare (`3`), quoted (`"3"`) or weak '
-        '(`W/"3"`); `*` means any version. Stale: 412 `version_conflict`; another shape: '
-        "422 `invalid_if_match`",
-        max_length=64,
-        # Enforced by expected_version (422 invalid_if_match), not by pydantic.
-        json_schema_extra={"pattern": IF_MATCH_PATTERN},
-    ),
-]
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        description="Retries with the same key return the first response; not blank "
-        "(400 `empty_idempotency_key`)",
+        description=headers.IDEMPOTENCY_KEY,
         max_length=200,
         json_schema_extra={"pattern": HEADER_TEXT_PATTERN},
-    ),
-]
-Prefer = Annotated[
-    str | None,
-    Header(
-        description="RFC 7240 preferences. `return=minimal`: the answer leaves the migration's "
-        "state out (201 with `id`, `version` and the stored `events`, the ETag and Location "
-        "headers, and `Preference-Applied: return=minimal`); `return=representation` (the "
-        "default) includes it. Other preferences, and values that do not parse, are ignored",
     ),
 ]
 # A Prefer header's pieces: quoted strings (commas and semicolons inside them do not count),
@@ -191,6 +170,8 @@ _WRITE_HEADERS = {
         },
         **errors_for(400, 401, 403, 404, 409, 412, 413, 422, 503),
     },
+    # If-Match, Idempotency-Key and Prefer: read by the route (api/headers.py).
+    openapi_extra={"parameters": headers.openapi_parameters()},
 )
 async def record_event(
     request: Request,
@@ -203,14 +184,13 @@ async def record_event(
         ),
     ],
     key: PresentedKey,
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-    prefer: Prefer = None,
 ) -> JSONResponse:
     """Record one event, or an array of up to 100 in order, all or none (a refusal names
     `details.index`); the response holds every stored event (incl. migration_completed), and
     the migration's state unless `Prefer: return=minimal`."""
-    minimal = prefers_minimal(prefer)
+    sent = WriteHeaders.read(request)
+    if_match, idempotency_key = sent.if_match, sent.idempotency_key
+    minimal = prefers_minimal(sent.prefer)
     # Read here rather than as a dependency (CorrelationId): each dependency costs FastAPI a
     # round of solving per request, and this is the route partner tools call most.
     correlation_id = correlation_of(request)
