@@ -118,6 +118,13 @@ class Tracker(Application[UUID]):
 
     def __init__(self, env: Any = None, clock: Clock = system_clock) -> None:
         super().__init__(env)
+        if getattr(getattr(self.recorder, "datastore", None), "enable_db_functions", False):
+            # They insert without the table lock that keeps the log in commit order.
+            self.close()
+            raise ValueError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported: the aggregate cache follows "
+                "the notification log, which must list events in the order they committed"
+            )
         # Commands read the time from here (tests inject their own clock).
         self.clock = clock
         # The offer catalogue: the shipped one, extended by the file named in OFFER_CATALOGUE.
@@ -160,12 +167,6 @@ class Tracker(Application[UUID]):
     def construct_repository(self) -> FollowingRepository:
         # The library's repository and settings, except that the cache follows the log instead
         # of querying the store on every get (AGGREGATE_CACHE_FASTFORWARD does not apply).
-        if getattr(getattr(self.recorder, "datastore", None), "enable_db_functions", False):
-            # They insert without the table lock that keeps the log in commit order.
-            raise ValueError(
-                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported: the aggregate cache follows "
-                "the notification log, which must list events in the order they committed"
-            )
         size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
         return FollowingRepository(
             recorder=self.recorder,

@@ -22,10 +22,10 @@ stays current:
 - A save caches a copy of each aggregate it stored events of (`saved`; the Tracker's `_record`
   leaves out the library's put of the caller's own object, which the caller may go on changing).
 - Every put keeps the cache moving forward: under one lock, an aggregate never replaces a
-  cached one of the same or a higher version, and an aggregate loaded or saved while a look
-  changed it (each change is numbered, `_generation`) is not put at all: the look may have
-  applied events the loaded one lacks, or found it absent. A load that overlapped such a change
-  is read again.
+  cached one of the same or a higher version, and an aggregate loaded or saved while it was
+  changed (by a look, a save or an eviction; each change is numbered, `_generation`) is not put
+  at all: a look may have applied events the loaded one lacks, and a save's copy may have left
+  the cache already. A load that overlapped a change is handed to its caller, not cached.
 - A save that fails drops its aggregates from the cache, so that a retry reads them again.
 
 A command that decides on a cached aggregate another process moves on a moment later still
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, cast
@@ -55,9 +54,9 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification,
 # Notifications since the last look above which the cache is emptied rather than followed (a
 # process that was idle while another wrote a lot).
 CLEAR_ABOVE = 10_000
-# The changes remembered for overlapping loads and saves; one older than these is taken as
-# overlapping (the aggregate is read again: correct, only slower).
-REMEMBERED = 256
+# Aggregates whose last change is remembered; past that, every load or save in progress is
+# taken as overlapping a change (its aggregate is not cached: correct, only slower).
+REMEMBERED = 100_000
 
 
 class FollowingRepository(Repository[UUID]):
@@ -75,9 +74,10 @@ class FollowingRepository(Repository[UUID]):
         self._seen: int | None = None
         # Ids above `_seen` of this process's own saves.
         self._own: set[int] = set()
-        # Each change to the cache made by a look (the ids, None for all), numbered.
+        # Changes to the cache are numbered: the last change of each aggregate, and of all.
         self._generation = 0
-        self._changes: deque[tuple[int, frozenset[UUID] | None]] = deque(maxlen=REMEMBERED)
+        self._last_change: dict[UUID, int] = {}
+        self._all_changed = 0
         self._local = threading.local()
         self.looks = 0  # how often the log was read for other writers' events
 
@@ -95,19 +95,17 @@ class FollowingRepository(Repository[UUID]):
             return super().get(aggregate_id, version=version, projector_func=projector_func)
         if not getattr(self._local, "caught_up", False):
             self.follow()
-        while True:
-            generation = self._generation
-            try:
-                aggregate = self.cache.get(aggregate_id)
-            except KeyError:
-                loaded = self._reconstruct_aggregate(aggregate_id, None, projector_func)
-                kept = self._keep(aggregate_id, loaded, generation)
-                if kept is None:
-                    continue  # a look changed it meanwhile: read it again
-                aggregate = kept
-            if deepcopy_from_cache and self.deepcopy_from_cache:
-                aggregate = copy.deepcopy(aggregate)
-            return aggregate
+        generation = self._generation
+        try:
+            aggregate = self.cache.get(aggregate_id)
+        except KeyError:
+            loaded = self._reconstruct_aggregate(aggregate_id, None, projector_func)
+            # Not cached when it changed meanwhile; it is at least as new as the store was when
+            # this get began, and only this caller has it.
+            aggregate = self._keep(aggregate_id, loaded, generation) or loaded
+        if deepcopy_from_cache and self.deepcopy_from_cache:
+            aggregate = copy.deepcopy(aggregate)
+        return aggregate
 
     # -- following the log -------------------------------------------------------------------
     @contextmanager
@@ -200,6 +198,8 @@ class FollowingRepository(Repository[UUID]):
             return
         ids = [aggregate_ids] if isinstance(aggregate_ids, UUID) else aggregate_ids
         with self._lock:
+            # A change: a load begun before it must not put back what it read.
+            self._changed(ids)
             for aggregate_id in ids:
                 with suppress(KeyError):
                     self.cache.get(aggregate_id, evict=True)
@@ -209,21 +209,27 @@ class FollowingRepository(Repository[UUID]):
         self, aggregate_id: UUID, aggregate: Any, generation: int, evict: bool = False
     ) -> Any:
         """Put `aggregate`, unless the cache holds one as new or newer (that one is returned),
-        or a look changed it since `generation` (None is returned, and with `evict` the cached
-        one is dropped too: a save's aggregate may be older than the events the look applied)."""
+        or it changed since `generation` (None is returned). For a save (`evict`): the cached one
+        is dropped in that case (the save's aggregate may be older than the events a look
+        applied), and either way this is a change, so that a load begun before the save does
+        not put back an older version once the save's copy has left the cache (LRU)."""
         assert self.cache
         with self._lock:
-            if self._changed_since(generation, aggregate_id):
+            try:
+                if self._changed_since(generation, aggregate_id):
+                    if evict:
+                        with suppress(KeyError):
+                            self.cache.get(aggregate_id, evict=True)
+                    return None
+                with suppress(KeyError):
+                    cached = self.cache.get(aggregate_id)
+                    if cached.version >= aggregate.version:
+                        return cached
+                self.cache.put(aggregate_id, aggregate)
+                return aggregate
+            finally:
                 if evict:
-                    with suppress(KeyError):
-                        self.cache.get(aggregate_id, evict=True)
-                return None
-            with suppress(KeyError):
-                cached = self.cache.get(aggregate_id)
-                if cached.version >= aggregate.version:
-                    return cached
-            self.cache.put(aggregate_id, aggregate)
-            return aggregate
+                    self._changed([aggregate_id])
 
     def _start(self, head: int) -> int:
         if self._seen is None:
@@ -237,7 +243,7 @@ class FollowingRepository(Repository[UUID]):
         self._own = {i for i in self._own if i > head}
 
     def _clear_all(self, head: int) -> None:
-        self._changed(None)
+        self._changed_all()
         # A new cache: the library's LRUCache.clear() empties its recency list, not its entries.
         old = self.cache
         self.cache = LRUCache(maxsize=old.maxsize) if isinstance(old, LRUCache) else Cache()
@@ -247,7 +253,7 @@ class FollowingRepository(Repository[UUID]):
         assert self.cache
         # Numbered before the cache changes: a load or a save that read the number earlier
         # sees the change.
-        self._changed(frozenset(theirs))
+        self._changed(theirs)
         for aggregate_id, notifications in theirs.items():
             try:
                 cached = self.cache.get(aggregate_id, evict=True)
@@ -267,19 +273,22 @@ class FollowingRepository(Repository[UUID]):
             except Exception:  # left out of the cache: the next get reads it (and reports)
                 continue
 
-    def _changed(self, ids: frozenset[UUID] | None) -> None:
+    def _changed(self, ids: Iterable[UUID]) -> None:
+        """Number a change of these aggregates (holding `_lock`)."""
         self._generation += 1
-        self._changes.append((self._generation, ids))
+        if len(self._last_change) > REMEMBERED:
+            self._changed_all()
+        for aggregate_id in ids:
+            self._last_change[aggregate_id] = self._generation
+
+    def _changed_all(self) -> None:
+        self._generation += 1
+        self._all_changed = self._generation
+        self._last_change = {}
 
     def _changed_since(self, generation: int, aggregate_id: UUID) -> bool:
-        if generation == self._generation:
-            return False
-        changes = self._changes
-        if not changes or changes[0][0] > generation + 1:
-            return True  # older than what is remembered
-        return any(
-            number > generation and (ids is None or aggregate_id in ids) for number, ids in changes
-        )
+        last = max(self._all_changed, self._last_change.get(aggregate_id, 0))
+        return last > generation
 
 
 def _uuid(value: UUID | str) -> UUID:

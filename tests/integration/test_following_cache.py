@@ -170,7 +170,7 @@ class TestGivenAStaleCopyInTheCache:
 
 
 class TestGivenALookDuringALoad:
-    def test_a_get_that_overlaps_a_change_to_its_aggregate_reads_again(
+    def test_a_get_that_overlaps_a_change_to_its_aggregate_leaves_it_out(
         self, app, other, monkeypatch
     ):
         mid = request(app)
@@ -187,6 +187,7 @@ class TestGivenALookDuringALoad:
             return loaded
 
         monkeypatch.setattr(app.repository, "_reconstruct_aggregate", overtaken)
+        assert app.get(mid).version == 1  # as the store was when the read began, not cached
         assert app.get(mid).version == 2
         assert calls == [1, 2]
 
@@ -259,9 +260,9 @@ class TestGivenThreadsOfThisProcess:
         return mid
 
     def test_the_older_load_does_not_replace_the_save(self, app, mid):
-        assert app.get(mid).version == 3  # the newer, cached meanwhile, is the answer
-        assert app.get(mid).version == 3
+        assert app.get(mid).version == 2  # as the store was when the read began
         assert cached(app, mid).state == stored(app, mid).state
+        assert app.get(mid).version == 3
 
     def test_an_if_match_on_the_saved_version_is_met(self, app, mid):
         app.get(mid)
@@ -274,6 +275,59 @@ class TestGivenThreadsOfThisProcess:
         _before_load_ends(app, monkeypatch, lambda: end_sessions(app, token, app.clock()))
         authenticate(app, token)
         key = authenticate(app, token)
+        assert key is not None and key.sessions_ended_at is not None
+
+
+class TestGivenTheSavedCopyLeavesTheCacheDuringALoad:
+    """A read loads a migration while the writer thread saves it, and the save's copy leaves
+    the cache before the load ends: pushed out by other traffic, or dropped (a failed save)."""
+
+    @pytest.fixture
+    def small(self, store_env):
+        tracker = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": "3"})
+        tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+        yield tracker
+        tracker.close()
+
+    def test_pushed_out_the_older_load_is_not_cached(self, small, monkeypatch):
+        mid = request(small)
+        note(small, mid)
+        small.repository.evict(mid)
+
+        def writer() -> None:
+            note(small, mid, "writer")
+            for i in range(4):
+                request(small, tenant=f"x{i}.onmicrosoft.com")
+
+        _before_load_ends(small, monkeypatch, writer)
+        small.get(mid)
+        assert small.get(mid).version == 3
+
+    def test_dropped_the_older_load_is_not_cached(self, app, monkeypatch):
+        mid = request(app)
+        note(app, mid)
+        app.repository.evict(mid)
+
+        def writer() -> None:
+            note(app, mid, "writer")
+            app.repository.evict([mid])
+
+        _before_load_ends(app, monkeypatch, writer)
+        app.get(mid)
+        assert app.get(mid).version == 3
+
+    def test_a_key_signed_out_meanwhile_stays_signed_out(self, small, monkeypatch):
+        token = issue_key(small, "k1", "account_admin", "fabrikam").token
+        small.repository.evict(ApiKey.key(token_hash(token)))
+
+        def writer() -> None:
+            end_sessions(small, token, small.clock())
+            for i in range(4):
+                request(small, tenant=f"y{i}.onmicrosoft.com")
+
+        _before_load_ends(small, monkeypatch, writer)
+        authenticate(small, token)
+        key = authenticate(small, token)
         assert key is not None and key.sessions_ended_at is not None
 
 
