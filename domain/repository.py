@@ -102,7 +102,8 @@ class FollowingRepository(Repository[UUID]):
             loaded = self._reconstruct_aggregate(aggregate_id, None, projector_func)
             # Not cached when it changed meanwhile; it is at least as new as the store was when
             # this get began, and only this caller has it.
-            aggregate = self._keep(aggregate_id, loaded, generation) or loaded
+            kept = self._keep(aggregate_id, loaded, generation)
+            aggregate = loaded if kept is None else kept
         if deepcopy_from_cache and self.deepcopy_from_cache:
             aggregate = copy.deepcopy(aggregate)
         return aggregate
@@ -141,12 +142,12 @@ class FollowingRepository(Repository[UUID]):
                 seen = self._start(head)
                 if head <= seen:  # another thread looked as far since this one read the head
                     return head
-                if head - seen > CLEAR_ABOVE:
-                    self._clear_all(head)
-                    return head
                 own = {i for i in self._own if i <= head}
                 if len(own) == head - seen:  # all of them this process's own
                     self._accounted(head)
+                    return head
+                if head - seen > CLEAR_ABOVE:
+                    self._clear_all(head)
                     return head
             # Only then is the log read, outside `_lock`: loads, saves and other threads'
             # looks that need no read go on meanwhile. Should it fail, nothing is accounted
@@ -187,16 +188,22 @@ class FollowingRepository(Repository[UUID]):
 
     def saved(self, generation: int, aggregates: Sequence[Any]) -> None:
         """After a save: cache a copy of each aggregate it stored events of (the caller keeps
-        the aggregate it saved)."""
+        the aggregate it saved). Should a copy fail, the rest are dropped from the cache: their
+        events are this process's own, which no look applies."""
         if not self.cache:
             return
-        for aggregate in aggregates:
-            self._keep(aggregate.id, copy.deepcopy(aggregate), generation, evict=True)
+        for index, aggregate in enumerate(aggregates):
+            try:
+                kept = copy.deepcopy(aggregate)
+            except BaseException:
+                self.evict([a.id for a in aggregates[index:]])
+                raise
+            self._keep(aggregate.id, kept, generation, evict=True)
 
     def evict(self, aggregate_ids: UUID | Sequence[UUID]) -> None:
         if not self.cache:
             return
-        ids = [aggregate_ids] if isinstance(aggregate_ids, UUID) else aggregate_ids
+        ids = [aggregate_ids] if isinstance(aggregate_ids, UUID) else list(aggregate_ids)
         with self._lock:
             # A change: a load begun before it must not put back what it read.
             self._changed(ids)
