@@ -34,31 +34,27 @@ PREFER = (
 )
 
 
+def _header(name: str, description: str, max_length: int | None = None, pattern: str = "") -> Any:
+    """A header field as FastAPI names and documents a header parameter (`pattern` is shown in
+    the schema only: the route enforces what it means)."""
+    return Field(
+        alias=name.lower(),
+        title=name,
+        description=description,
+        max_length=max_length,
+        json_schema_extra={"pattern": pattern} if pattern else None,
+    )
+
+
 class WriteHeaders(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    if_match: Annotated[
-        str | None,
-        Field(
-            alias="if-match",
-            title="If-Match",
-            description=IF_MATCH,
-            max_length=64,
-            # Enforced by expected_version (422 invalid_if_match), not by pydantic.
-            json_schema_extra={"pattern": IF_MATCH_PATTERN},
-        ),
-    ] = None
+    # The pattern is enforced by expected_version (422 invalid_if_match), not by pydantic.
+    if_match: Annotated[str | None, _header("If-Match", IF_MATCH, 64, IF_MATCH_PATTERN)] = None
     idempotency_key: Annotated[
-        str | None,
-        Field(
-            alias="idempotency-key",
-            title="Idempotency-Key",
-            description=IDEMPOTENCY_KEY,
-            max_length=200,
-            json_schema_extra={"pattern": HEADER_TEXT_PATTERN},
-        ),
+        str | None, _header("Idempotency-Key", IDEMPOTENCY_KEY, 200, HEADER_TEXT_PATTERN)
     ] = None
-    prefer: Annotated[str | None, Field(alias="prefer", title="Prefer", description=PREFER)] = None
+    prefer: Annotated[str | None, _header("Prefer", PREFER)] = None
 
     @classmethod
     def read(cls, request: Request) -> WriteHeaders:

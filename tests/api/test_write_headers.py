@@ -24,25 +24,19 @@ from api.schemas import HEADER_TEXT_PATTERN, IF_MATCH_PATTERN
 declared = FastAPI()
 
 
+def _declared(description: str, max_length: int | None = None, pattern: str = "") -> Any:
+    """A header parameter as a route would declare it."""
+    extra = {"pattern": pattern} if pattern else None
+    return Header(description=description, max_length=max_length, json_schema_extra=extra)
+
+
 @declared.post("/declared")
 def read_declared(
-    if_match: Annotated[
-        str | None,
-        Header(
-            description=headers.IF_MATCH,
-            max_length=64,
-            json_schema_extra={"pattern": IF_MATCH_PATTERN},
-        ),
-    ] = None,
+    if_match: Annotated[str | None, _declared(headers.IF_MATCH, 64, IF_MATCH_PATTERN)] = None,
     idempotency_key: Annotated[
-        str | None,
-        Header(
-            description=headers.IDEMPOTENCY_KEY,
-            max_length=200,
-            json_schema_extra={"pattern": HEADER_TEXT_PATTERN},
-        ),
+        str | None, _declared(headers.IDEMPOTENCY_KEY, 200, HEADER_TEXT_PATTERN)
     ] = None,
-    prefer: Annotated[str | None, Header(description=headers.PREFER)] = None,
+    prefer: Annotated[str | None, _declared(headers.PREFER)] = None,
 ) -> dict[str, Any]:
     return {"if_match": if_match, "idempotency_key": idempotency_key, "prefer": prefer}
 

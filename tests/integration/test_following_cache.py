@@ -278,43 +278,44 @@ class TestGivenThreadsOfThisProcess:
         assert key is not None and key.sessions_ended_at is not None
 
 
+def tracker_with_cache(store_env: dict[str, str], size: str) -> Iterator[Tracker]:
+    """A tracker whose aggregate cache holds `size` aggregates ("": none)."""
+    tracker = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": size})
+    tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
+    yield tracker
+    tracker.close()
+
+
+def crowd_out(app: Tracker, prefix: str) -> None:
+    """Other traffic: more new migrations than a cache of 3 holds."""
+    for i in range(4):
+        request(app, tenant=f"{prefix}{i}.onmicrosoft.com")
+
+
 class TestGivenTheSavedCopyLeavesTheCacheDuringALoad:
     """A read loads a migration while the writer thread saves it, and the save's copy leaves
     the cache before the load ends: pushed out by other traffic, or dropped (a failed save)."""
 
     @pytest.fixture
     def small(self, store_env):
-        tracker = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": "3"})
-        tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
-        yield tracker
-        tracker.close()
+        yield from tracker_with_cache(store_env, "3")
 
-    def test_pushed_out_the_older_load_is_not_cached(self, small, monkeypatch):
+    @pytest.mark.parametrize("leaves", ["pushed out by other traffic", "dropped"])
+    def test_the_older_load_is_not_cached(self, small, monkeypatch, leaves):
         mid = request(small)
         note(small, mid)
         small.repository.evict(mid)
 
         def writer() -> None:
             note(small, mid, "writer")
-            for i in range(4):
-                request(small, tenant=f"x{i}.onmicrosoft.com")
+            if leaves == "dropped":  # as a failed save drops what it touched
+                small.repository.evict([mid])
+            else:
+                crowd_out(small, "x")
 
         _before_load_ends(small, monkeypatch, writer)
         small.get(mid)
         assert small.get(mid).version == 3
-
-    def test_dropped_the_older_load_is_not_cached(self, app, monkeypatch):
-        mid = request(app)
-        note(app, mid)
-        app.repository.evict(mid)
-
-        def writer() -> None:
-            note(app, mid, "writer")
-            app.repository.evict([mid])
-
-        _before_load_ends(app, monkeypatch, writer)
-        app.get(mid)
-        assert app.get(mid).version == 3
 
     def test_a_key_signed_out_meanwhile_stays_signed_out(self, small, monkeypatch):
         token = issue_key(small, "k1", "account_admin", "fabrikam").token
@@ -322,8 +323,7 @@ class TestGivenTheSavedCopyLeavesTheCacheDuringALoad:
 
         def writer() -> None:
             end_sessions(small, token, small.clock())
-            for i in range(4):
-                request(small, tenant=f"y{i}.onmicrosoft.com")
+            crowd_out(small, "y")
 
         _before_load_ends(small, monkeypatch, writer)
         authenticate(small, token)
@@ -389,10 +389,7 @@ class TestGivenTheLogCannotBeReadForAMoment:
 class TestGivenNoCache:
     @pytest.fixture
     def uncached(self, store_env):
-        tracker = Tracker(env={**store_env, "AGGREGATE_CACHE_MAXSIZE": ""})
-        tracker.register_partner("fabrikam", "Fabrikam CSP", "europe")
-        yield tracker
-        tracker.close()
+        yield from tracker_with_cache(store_env, "")
 
     def test_a_batch_after_another_writer_decides_on_the_store(
         self, uncached, store_env, monkeypatch
