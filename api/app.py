@@ -54,7 +54,6 @@ def create_app(
             deadline=settings.append_deadline_seconds,
         )
         metrics.watch_commits(tracker.commits.stats, app.state.appender)
-        tracker.on_saved.append(app.state.keys.on_saved)
         app.state.tracker = tracker
         app.state.read_side = read_side
         try:

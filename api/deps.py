@@ -12,25 +12,19 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import Recording
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from api.errors import ApiError
-from domain.access import AUDITOR, ApiKey, authenticate
+from domain.access import AUDITOR, authenticate, key_id
 from domain.application import Tracker
 from domain.commands import Command
 from domain.context import Context
 from domain.migration import Migration
 
 _CACHE_SECONDS = 5.0
-# Events after which cached keys are loaded again: a key revoked, a new key issued, or a key's
-# web sessions ended (sign-out).
-_KEY_TOPICS = [ApiKey.Revoked.TOPIC, ApiKey.Issued.TOPIC, ApiKey.SessionsEnded.TOPIC]
-_KEY_TOPIC_SET = frozenset(_KEY_TOPICS)
-_OWN_MAX = 100_000  # own ids remembered between lookups, at most
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 
@@ -62,52 +56,30 @@ class Principal:
 
 
 class KeyCache:
-    """Token lookups are one store read each; keep them a few seconds per process.
+    """Principals of the API keys presented lately, kept a few seconds per process.
 
-    A key revoked (or issued) by another process, such as `csp-tracker keys revoke`, takes
-    effect at the very next request all the same: each entry remembers the store's head (its
-    highest notification id) read before the key was loaded, and every lookup reads the head
-    again (one indexed query; in an appender batch, the head the batch read when it began). When
-    the head has moved, the events since the last look are searched once, for this whole
-    process, for key events (`_KEY_TOPICS`: a range of the notification id index, filtered by
-    topic, usually a few rows). An entry loaded before the newest key event seen is loaded again
-    through the tracker's repository, whose cache has applied the other processes' events up to
-    a head read after it (domain.repository).
-
-    The search is skipped when every event since the last look was written by this process and
-    is not a key event (`on_saved`, the tracker's hook, reports them after each commit): under a
-    steady stream of appends the head moves at every request, and those are this process's own.
-    An event it did not write, or has not heard of yet, makes the range fall back to the search.
+    A key revoked, issued or signed out by this process or another one (such as `csp-tracker
+    keys revoke`) takes effect at the very next request all the same. The tracker's repository
+    follows the store's log before each lookup (once per appender batch) and numbers every
+    change it sees to an aggregate, this process's saves and other processes' events alike
+    (domain.repository); an entry is used only while its key's aggregate has not changed since
+    the entry was loaded. Other events (the writes of every request) leave the entries alone.
     """
 
     def __init__(self, seconds: float = _CACHE_SECONDS) -> None:
         self._seconds = seconds
         self._lock = threading.Lock()
+        # token -> (expires, the repository's change number when loaded, principal)
         self._entries: dict[str, tuple[float, int, Principal | None]] = {}
-        # Key events were searched for up to `_seen`; entries loaded before `_changed` are stale.
-        self._seen: int | None = None
-        self._changed = 0
-        # Ids above `_seen` of this process's own writes that are not key events.
-        self._own: set[int] = set()
-
-    def on_saved(self, recordings: list[Recording]) -> None:
-        """The tracker's hook after each save: note this process's own events that are not
-        key events, so that `_follow` need not search for key events among them."""
-        ids = [r.notification.id for r in recordings if r.notification.topic not in _KEY_TOPIC_SET]
-        with self._lock:
-            if self._seen is None or not ids:
-                return
-            if len(self._own) > _OWN_MAX:  # nobody looked for a long while: search instead
-                self._own.clear()
-            self._own.update(i for i in ids if i > self._seen)
 
     def get(self, tracker: Tracker, token: str) -> Principal | None:
-        head = self._follow(tracker)
+        repository = tracker.repository
+        repository.catch_up()
+        loaded = repository.generation
         now = time.monotonic()
         with self._lock:
             hit = self._entries.get(token)
-            changed = self._changed
-        if hit is not None and hit[0] > now and hit[1] >= changed:
+        if hit is not None and hit[0] > now and not repository.changed_since(hit[1], key_id(token)):
             return hit[2]
         key = authenticate(tracker, token)
         principal = (
@@ -124,42 +96,8 @@ class KeyCache:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[token] = (now + self._seconds, head, principal)
+            self._entries[token] = (now + self._seconds, loaded, principal)
         return principal
-
-    def _follow(self, tracker: Tracker) -> int:
-        """The store's head, once every key event up to it has been accounted for."""
-        recorder = tracker.recorder
-        # Inside a batch that followed the log (the appender's), the head it read.
-        head = tracker.repository.head()
-        with self._lock:
-            seen = self._seen
-            if seen is None:  # the first lookup: nothing loaded before it is trusted
-                self._seen = self._changed = head
-                return head
-        if head <= seen:
-            return head
-        with self._lock:
-            own = self._own
-            if all(i in own for i in range(seen + 1, head + 1)):  # stops at the first other
-                # (seen, head] is all this process's own writes, none a key event.
-                self._accounted(head)
-                return head
-        found = recorder.select_notifications(
-            start=seen, stop=head, topics=_KEY_TOPICS, limit=1, inclusive_of_start=False
-        )
-        with self._lock:
-            if found:
-                self._changed = max(self._changed, head)
-            # (seen, head] is searched, and (.., seen] was before: both are accounted for.
-            self._accounted(head)
-        return head
-
-    def _accounted(self, head: int) -> None:
-        """Key events are accounted for up to `head` (called holding the lock)."""
-        if head > (self._seen or 0):
-            self._seen = head
-            self._own = {i for i in self._own if i > head}
 
     def clear(self) -> None:
         with self._lock:

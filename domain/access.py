@@ -32,6 +32,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def key_id(token: str) -> UUID:
+    """The id of the ApiKey aggregate a token names (whether or not it exists)."""
+    return ApiKey.key(token_hash(token))
+
+
 class ApiKey(Aggregate):
     TOPIC = "csp_tracker.access:ApiKey"
 
@@ -161,7 +166,7 @@ def authenticate(app: Application[UUID], token: str) -> ApiKey | None:
         return None
     digest = token_hash(token)
     try:
-        key: Aggregate = app.repository.get(ApiKey.key(digest))
+        key: Aggregate = app.repository.get(key_id(token))
     except AggregateNotFoundError:
         return None
     if not isinstance(key, ApiKey) or key.revoked:

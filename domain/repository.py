@@ -93,8 +93,7 @@ class FollowingRepository(Repository[UUID]):
     ) -> Any:
         if version is not None or not self.cache:
             return super().get(aggregate_id, version=version, projector_func=projector_func)
-        if not getattr(self._local, "caught_up", False):
-            self.follow()
+        self.catch_up()
         generation = self._generation
         try:
             aggregate = self.cache.get(aggregate_id)
@@ -118,18 +117,29 @@ class FollowingRepository(Repository[UUID]):
         if getattr(self._local, "caught_up", False):
             yield
             return
-        self._local.head = self.follow()
+        self.follow()
         self._local.caught_up = True
         try:
             yield
         finally:
             self._local.caught_up = False
 
-    def head(self) -> int:
-        """The store's head: inside `caught_up`, as read when the block began."""
-        if getattr(self._local, "caught_up", False):
-            return int(self._local.head)
-        return self.recorder.max_notification_id() or 0
+    def catch_up(self) -> None:
+        """Follow the log, unless this thread is inside `caught_up`."""
+        if not getattr(self._local, "caught_up", False):
+            self.follow()
+
+    @property
+    def generation(self) -> int:
+        """The number of the latest change to the cache; with `changed_since`, whatever was
+        derived from an aggregate read after this is current while the aggregate is unchanged."""
+        return self._generation
+
+    def changed_since(self, generation: int, aggregate_id: UUID) -> bool:
+        """Whether the aggregate may have changed since `generation`, in this process or
+        another (only after a look at the log: `catch_up` first). Always True without a cache:
+        then nothing is followed."""
+        return not self.cache or self._changed_since(generation, aggregate_id)
 
     def follow(self) -> int:
         """Bring the cache up to the store's head, and return it: apply the events other

@@ -184,7 +184,7 @@ class TestRevocation:
 
     def test_a_revocation_committed_between_an_own_commit_and_its_report(self, api, store_env):
         # Given another process revoking a key just after this process's commit and before
-        # the KeyCache hears of that commit, then the key is refused at its next request.
+        # this process has noted that commit, then the key is refused at its next request.
         migration_id = api.new_migration()["id"]
         assert api.get("admin_a", "/v1/migrations").status_code == 200
         fired: list[int] = []
@@ -199,7 +199,7 @@ class TestRevocation:
             finally:
                 other.close()
 
-        # Runs after the own commit, before the KeyCache hears of it.
+        # Runs after the own commit, among its save's hooks.
         api.tracker.on_saved.insert(0, revoke_elsewhere)
         r = api.event(migration_id, {"type": "note_added", "text": "x"}, who="sales_a")
         assert r.status_code == 201 and fired

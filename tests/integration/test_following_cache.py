@@ -104,6 +104,11 @@ class TestGivenMigrationsThisProcessSaved:
         assert all(isinstance(o, list) for o in outcomes)
         assert reads == ["head"]
 
+    def test_a_caller_changing_the_migration_it_got_back_leaves_the_cache_alone(self, app):
+        mid = request(app)
+        note(app, mid).migration.state.notes = 99
+        assert note(app, mid).migration.state.notes == 2
+
     def test_the_cache_holds_a_copy_of_what_was_saved(self, app):
         mid = request(app)
         done = note(app, mid)
@@ -414,3 +419,19 @@ def test_postgres_database_functions_are_refused(store_env):
         pytest.skip("PostgreSQL only")
     with pytest.raises(ValueError, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
         Tracker(env={**store_env, "POSTGRES_ENABLE_DB_FUNCTIONS": "y"})
+
+
+def test_without_a_cache_a_key_revoked_elsewhere_is_refused_at_once(store_env):
+    """Nothing is followed without a cache: the key cache reads the key again every time."""
+    gen = tracker_with_cache(store_env, "")
+    uncached = next(gen)
+    other = Tracker(env=store_env)
+    try:
+        keys = KeyCache()
+        token = issue_key(uncached, "k1", "account_admin", "fabrikam").token
+        assert keys.get(uncached, token) is not None
+        revoke_key(other, "k1")
+        assert keys.get(uncached, token) is None
+    finally:
+        other.close()
+        gen.close()
