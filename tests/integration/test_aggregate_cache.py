@@ -1,9 +1,8 @@
-"""The command path's aggregate cache and snapshots, on both stores.
+"""Snapshots on the command path, on both stores (the cache itself: test_following_cache.py).
 
-Given a migration in the cache, when another process stores events of it, then the next command
-here decides on them too (the library's fast-forward). A snapshot due at a save is taken from
-the saved migration in memory (Tracker._take_snapshots), and equals the fold of the stored
-events.
+Given a migration one event before its snapshot, when a save ends at the snapshot's version,
+then the snapshot is taken from the saved migration in memory (Tracker._take_snapshots) and
+equals the fold of the stored events; a save that passes it mid-way uses the library's path.
 """
 
 from __future__ import annotations
@@ -30,26 +29,6 @@ def note(app: Tracker, mid, text: str = "note"):
 def replayed(app: Tracker, mid, version: int) -> Migration:
     """The migration folded from its stored events alone, no snapshot and no cache."""
     return _fold(None, app.events.get(mid, lte=version))
-
-
-class TestGivenAMigrationSavedByACommand:
-    def test_a_command_sees_what_another_process_stored_meanwhile(self, app, store_env):
-        mid = request(app)
-        note(app, mid, "here")  # cached here
-        other = Tracker(env=store_env)
-        try:
-            note(other, mid, "elsewhere")
-        finally:
-            other.close()
-        done = note(app, mid, "here again")
-        assert done.migration.version == 4
-        assert done.migration.state.notes == 3
-        assert done.migration.state == replayed(app, mid, 4).state
-
-    def test_a_caller_changing_the_migration_it_got_back_leaves_the_cache_alone(self, app):
-        mid = request(app)
-        note(app, mid).migration.state.notes = 99
-        assert note(app, mid).migration.state.notes == 2
 
 
 class TestGivenAMigrationOneEventBeforeASnapshot:
